@@ -1,0 +1,1 @@
+"""Attacks on unlearned models: PRA, fine-tuning relearning, MRA, reconstruction."""

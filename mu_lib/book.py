@@ -1,0 +1,93 @@
+"""Build the book: jupytext sources -> notebooks -> papermill (with the chosen profile) ->
+``book/generated/`` -> ``jupyter-book build -W -n --keep-going`` (fails loudly on any cell error
+or broken reference).  Run times of every chapter go to ``book/generated/results/status.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import MuError
+
+# Execution order; the last two read what the chapters saved.
+CHAPTERS: list[str] = [
+    "s3_1_over_unlearning",
+    "s3_2_relearning",
+    "s5_2_main_results",
+    "s5_3_identity",
+    "s5_4_ablations",
+    "appA_gaussian_ou",
+    "appB_pra",
+    "appD_larger_datasets",
+    "appE_transformers",
+    "appF_repeated_pra",
+    "appG_sequential",
+    "appH_forget_ratio",
+    "x1_membership_recall",
+    "x2_reconstruction",
+    "reproduction_report",
+    "status",
+]
+
+
+def repo_root() -> Path:
+    here = Path.cwd()
+    for d in [here, *here.parents]:
+        if (d / "_toc.yml").exists() and (d / "notebooks").is_dir():
+            return d
+    raise MuError("run `mu book` from the repository root (the folder with _toc.yml and notebooks/)")
+
+
+def available_chapters(root: Path) -> list[str]:
+    return [c for c in CHAPTERS if (root / "notebooks" / f"{c}.md").exists()]
+
+
+def execute_chapter(root: Path, name: str, profile: str, params: dict | None = None,
+                    out_dir: Path | None = None) -> float:
+    """jupytext -> papermill one chapter into ``out_dir`` (default book/generated); returns seconds."""
+    src = root / "notebooks" / f"{name}.md"
+    if not src.exists():
+        raise MuError(f"no chapter {name!r}; available: {available_chapters(root)}")
+    out_dir = out_dir or root / "book" / "generated"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = root / "build" / "ipynb"
+    tmp.mkdir(parents=True, exist_ok=True)
+    raw = tmp / f"{name}.ipynb"
+    bindir = Path(sys.executable).parent
+    subprocess.run([str(bindir / "jupytext"), "--quiet", "--to", "ipynb", "-o", str(raw), str(src)], check=True)
+    args = [str(bindir / "papermill"), str(raw), str(out_dir / f"{name}.ipynb"), "--cwd", str(root),
+            "-p", "profile", profile, "--kernel", "python3"]
+    if os.environ.get("CI") or os.environ.get("MU_QUIET"):
+        args.append("--no-progress-bar")
+    for k, v in (params or {}).items():
+        args += ["-p", k, str(v)]
+    t0 = time.perf_counter()
+    subprocess.run(args, check=True, cwd=root)
+    return time.perf_counter() - t0
+
+
+def build_book(profile: str, chapters: list[str] | None = None, skip_build: bool = False) -> Path:
+    root = repo_root()
+    names = chapters or available_chapters(root)
+    status_path = root / "book" / "generated" / "results" / "status.json"
+    status_path.parent.mkdir(parents=True, exist_ok=True)
+    status = json.loads(status_path.read_text()) if status_path.exists() else {}
+    for name in names:
+        print(f"[mu book] executing {name} on profile {profile}", flush=True)
+        secs = execute_chapter(root, name, profile)
+        status[name] = {"seconds": round(secs, 1), "profile": profile,
+                        "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+        status_path.write_text(json.dumps(status, indent=2))
+    if skip_build:
+        return root / "book" / "generated"
+    bindir = Path(sys.executable).parent
+    cmd = [str(bindir / "jupyter-book"), "build", str(root), "-W", "-n", "--keep-going"]
+    print("[mu book] " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=root)
+    index = root / "_build" / "html" / "index.html"
+    print(f"[mu book] done: open {index}")
+    return index

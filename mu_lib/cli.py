@@ -1,0 +1,158 @@
+"""The ``mu`` command: ``run``, ``methods``, ``sweep``, ``book``, ``cache``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import MuError, __version__
+
+
+def parse_sets(items: list[str] | None) -> dict:
+    """``--set key=value`` pairs into a dict (values parsed as JSON where possible)."""
+    from .unlearn.base import parse_value
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise MuError(f"--set expects key=value, got {item!r} (e.g. --set lambda2=0.1)")
+        k, v = item.split("=", 1)
+        out[k.strip()] = parse_value(v.strip())
+    return out
+
+
+def parse_classes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(c) for c in text.split(",") if c.strip() != "")
+    except ValueError as err:
+        raise MuError(f"--forget-classes expects comma-separated integers, got {text!r}") from err
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default=None, help="dataset (default: the profile's)")
+    p.add_argument("--method", default="spotter", help="unlearning method (see `mu methods`)")
+    p.add_argument("--base", default=None, help="plug this method's loss into Spotter as L_u")
+    p.add_argument("--profile", default=None, help="smoke | cpu | paper (default: MU_PROFILE, CI, cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--forget-classes", default="0", help="comma-separated, e.g. 3,7")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="method hyperparameter override")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--k", type=int, default=None, help="PRA shots per forget class")
+    p.add_argument("--pra-form", default="l2", choices=["cos", "l2"])
+    p.add_argument("--alphas", default=None, help="PRA alpha grid, comma-separated values in [0, 1]")
+
+
+def config_from_args(args) -> object:
+    from .experiment import RunConfig
+    from .profiles import get_profile
+
+    get_profile(args.profile)  # validate early
+    kw = dict(method=args.method, dataset=args.dataset, base=args.base, profile=args.profile,
+              seed=args.seed, forget_classes=parse_classes(args.forget_classes),
+              overrides=parse_sets(args.set), device=args.device, pra_k=args.k, pra_form=args.pra_form)
+    if args.alphas:
+        try:
+            kw["alphas"] = tuple(float(a) for a in args.alphas.split(","))
+        except ValueError as err:
+            raise MuError(f"--alphas expects comma-separated numbers in [0, 1], got {args.alphas!r}") from err
+    return RunConfig(**kw)
+
+
+def cmd_run(args) -> int:
+    from .experiment import run
+
+    res = run(config_from_args(args))
+    if args.json:
+        print(res.to_json())
+    else:
+        m = res.metrics
+        print(f"{cfg.method}{' + ' + cfg.base if cfg.base else ''} on {res.config['dataset']} "
+              f"(profile {res.config['profile']}, seed {cfg.seed}, forget {list(cfg.forget_classes)})")
+        for k in ("acc_f", "acc_r", "acc_ft", "acc_rt", "ou_pgd", "ou_gauss", "proto_acc_f", "acc_r_star", "alpha"):
+            v = m[k]
+            print(f"  {k:12s} {v:.4f}" if k.startswith("ou") else f"  {k:12s} {v:.2f}")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from .unlearn import METHODS
+
+    for name, cls in sorted(METHODS.items()):
+        tag = "retain" if cls.uses_retain else "forget-only"
+        print(f"{name:16s} [{tag:11s}] {cls.summary}")
+    return 0
+
+
+def cmd_book(args) -> int:
+    from .book import build_book
+    from .profiles import get_profile
+
+    prof = get_profile(args.profile).name
+    build_book(prof, chapters=args.chapter or None, skip_build=args.no_build)
+    return 0
+
+
+def cmd_cache(args) -> int:
+    from .store import Store
+
+    s = Store()
+    if args.action == "ls":
+        entries = s.entries()
+        for e in entries:
+            print(f"{e['kind']:8s} {e['bytes']:>10d}  {e['file']}")
+        print(f"{len(entries)} entries under {s.root}")
+    elif args.action == "clear":
+        print(f"removed {s.clear()} entries from {s.root}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import cli_sweep
+
+    return cli_sweep(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="mu", description="Class-level unlearning, its blind spots and Spotter")
+    ap.add_argument("--version", action="version", version=f"mu_lib {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("run", help="run one configuration and print its metrics")
+    add_run_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("methods", help="list the unlearning methods")
+    p.set_defaults(fn=cmd_methods)
+
+    p = sub.add_parser("book", help="execute the chapters and build the HTML book")
+    p.add_argument("--profile", default=None)
+    p.add_argument("--chapter", action="append", help="only these chapters (repeatable)")
+    p.add_argument("--no-build", action="store_true", help="execute notebooks only")
+    p.set_defaults(fn=cmd_book)
+
+    p = sub.add_parser("cache", help="inspect or clear the result cache")
+    p.add_argument("action", choices=["ls", "clear"])
+    p.set_defaults(fn=cmd_cache)
+
+    try:
+        from .sweep import add_sweep_parser
+    except ImportError:
+        pass
+    else:
+        add_sweep_parser(sub, cmd_sweep)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except MuError as err:
+        print(f"mu: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""Datasets (one registry) and the forget split of class-level unlearning.
+
+All images are float32 tensors in [0, 1], shape (N, C, H, W); normalisation lives inside the
+models.  Datasets are small enough (or capped by the profile) to sit in memory, which lets every
+loop batch by indexing instead of going through a DataLoader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import MuError
+
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the rest of the library needs to know about a dataset before loading it."""
+
+    name: str
+    num_classes: int
+    channels: int
+    size: int
+    loader: Callable[[bool, str | None], Arrays]
+    stands_in_for: str
+    how_to_get: str
+
+
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    DATASETS[info.name] = info
+    return info
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise MuError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def cache_dir() -> Path:
+    """Where downloads and the result cache go: ``$MU_CACHE_DIR`` or ``~/.cache/unlearning-blindspots``."""
+    root = os.environ.get("MU_CACHE_DIR") or Path.home() / ".cache" / "unlearning-blindspots"
+    return Path(root)
+
+
+# ---------------------------------------------------------------- loaders
+
+
+def _load_digits(train: bool, root: str | None = None) -> Arrays:
+    """scikit-learn's bundled 8x8 digits, split 70/30 per class with a fixed seed."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]
+    y = d.target.astype(np.int64)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
+    return (xtr, ytr) if train else (xte, yte)
+
+
+FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+FASHION_FILES = {
+    True: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    False: ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        _zero, dtype, ndim = struct.unpack(">HBB", f.read(4))
+        if dtype != 0x08:
+            raise MuError(f"{path} is not an unsigned-byte IDX file; delete it and fetch it again")
+        shape = struct.unpack(">" + "I" * ndim, f.read(4 * ndim))
+        return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
+
+
+def fashion_mnist_roots(root: str | None = None) -> list[Path]:
+    """Search order: explicit root, ``$MU_DATA_DIR``(/fashion-mnist), Debian's package, cache dir."""
+    cands: list[Path] = []
+    if root:
+        cands.append(Path(root))
+    if os.environ.get("MU_DATA_DIR"):
+        d = Path(os.environ["MU_DATA_DIR"])
+        cands += [d / "fashion-mnist", d]
+    cands += [FASHION_DEBIAN, cache_dir() / "data" / "fashion-mnist"]
+    tv = cache_dir() / "data" / "FashionMNIST" / "raw"
+    cands.append(tv)
+    return cands
+
+
+def _load_fashion(train: bool, root: str | None = None) -> Arrays:
+    img_name, lab_name = FASHION_FILES[train]
+    for d in fashion_mnist_roots(root):
+        if (d / img_name).exists() and (d / lab_name).exists():
+            x = _read_idx(d / img_name).astype(np.float32)[:, None] / 255.0
+            y = _read_idx(d / lab_name).astype(np.int64)
+            return x, y
+    if os.environ.get("MU_ALLOW_DOWNLOAD", "") == "1":
+        from torchvision.datasets import FashionMNIST
+
+        FashionMNIST(str(cache_dir() / "data"), train=train, download=True)
+        return _load_fashion(train, root)
+    searched = ", ".join(str(p) for p in fashion_mnist_roots(root))
+    raise MuError(
+        "Fashion-MNIST not found (searched: " + searched + "). Install it with "
+        "`sudo apt-get install -y dataset-fashion-mnist`, or put the four *-idx*-ubyte.gz files "
+        "in $MU_DATA_DIR/fashion-mnist, or set MU_ALLOW_DOWNLOAD=1 to let torchvision download it."
+    )
+
+
+def _torchvision_cifar(cls_name: str) -> Callable[[bool, str | None], Arrays]:
+    def load(train: bool, root: str | None = None) -> Arrays:
+        import torchvision.datasets as tvd
+
+        base = Path(root or os.environ.get("MU_DATA_DIR") or cache_dir() / "data")
+        download = os.environ.get("MU_ALLOW_DOWNLOAD", "") == "1"
+        try:
+            ds = getattr(tvd, cls_name)(str(base), train=train, download=download)
+        except RuntimeError as err:
+            raise MuError(
+                f"{cls_name} not found under {base}. Put the extracted python version there "
+                f"(set MU_DATA_DIR), or set MU_ALLOW_DOWNLOAD=1 to download it with torchvision."
+            ) from err
+        x = np.asarray(ds.data, dtype=np.float32).transpose(0, 3, 1, 2) / 255.0
+        return x, np.asarray(ds.targets, dtype=np.int64)
+
+    return load
+
+
+register_dataset(
+    DatasetInfo(
+        "digits", 10, 1, 8, _load_digits, "CIFAR-10 (smoke tests)", "bundled with scikit-learn"
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "fashion-mnist",
+        10,
+        1,
+        28,
+        _load_fashion,
+        "CIFAR-10",
+        "sudo apt-get install -y dataset-fashion-mnist",
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "cifar10", 10, 3, 32, _torchvision_cifar("CIFAR10"), "CIFAR-10", "MU_ALLOW_DOWNLOAD=1"
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "cifar100", 100, 3, 32, _torchvision_cifar("CIFAR100"), "CIFAR-100", "MU_ALLOW_DOWNLOAD=1"
+    )
+)
+
+
+@lru_cache(maxsize=8)
+def load_raw(name: str, train: bool = True, root: str | None = None) -> Arrays:
+    """Images (N, C, H, W) float32 in [0, 1] and int64 labels of one split of a dataset."""
+    x, y = get_dataset_info(name).loader(train, root)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def _cap_per_class(y: np.ndarray, cap: int | None, seed: int = 0) -> np.ndarray:
+    """Indices keeping at most ``cap`` examples per class (fixed seed: same subset for every run)."""
+    if cap is None:
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(y == c))[:cap] for c in np.unique(y)]
+    return np.sort(np.concatenate(keep))
+
+
+# ---------------------------------------------------------------- forget split
+
+
+@dataclass
+class ForgetSplit:
+    """Class-level forget split: D_f / D_r on train and test, plus the attacker's shots."""
+
+    dataset: str
+    num_classes: int
+    forget_classes: tuple[int, ...]
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    _masks: dict = field(default_factory=dict, repr=False)
+
+    def _is_forget(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.isin(y, torch.tensor(self.forget_classes, dtype=y.dtype))
+
+    def _part(self, train: bool, forget: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (train, forget)
+        x, y = (self.x_train, self.y_train) if train else (self.x_test, self.y_test)
+        if key not in self._masks:
+            m = self._is_forget(y)
+            self._masks[key] = m if forget else ~m
+        m = self._masks[key]
+        return x[m], y[m]
+
+    @property
+    def forget_train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._part(True, True)
+
+    @property
+    def retain_train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._part(True, False)
+
+    @property
+    def forget_test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._part(False, True)
+
+    @property
+    def retain_test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._part(False, False)
+
+    @property
+    def retain_classes(self) -> tuple[int, ...]:
+        return tuple(c for c in range(self.num_classes) if c not in self.forget_classes)
+
+    def shot_indices(self, k: int, seed: int) -> torch.Tensor:
+        """Indices into ``forget_train`` of k random shots per forget class (the attacker's data)."""
+        _, yf = self.forget_train
+        g = torch.Generator().manual_seed(10_000 + seed)
+        out = []
+        for c in self.forget_classes:
+            idx = torch.nonzero(yf == c).flatten()
+            if k < 1 or k > len(idx):
+                raise MuError(
+                    f"k={k} shots per class is impossible: forget class {c} has {len(idx)} "
+                    f"training examples; choose 1 <= k <= {len(idx)}"
+                )
+            out.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+        return torch.cat(out)
+
+    def shots(self, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xf, yf = self.forget_train
+        idx = self.shot_indices(k, seed)
+        return xf[idx], yf[idx]
+
+    def describe(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "forget_classes": list(self.forget_classes),
+            "n_forget_train": int(len(self.forget_train[1])),
+            "n_retain_train": int(len(self.retain_train[1])),
+            "n_forget_test": int(len(self.forget_test[1])),
+            "n_retain_test": int(len(self.retain_test[1])),
+        }
+
+
+def check_forget_classes(forget_classes, num_classes: int, dataset: str) -> tuple[int, ...]:
+    fc = tuple(sorted({int(c) for c in forget_classes}))
+    if not fc:
+        raise MuError("forget_classes is empty; give at least one class, e.g. --forget-classes 0")
+    bad = [c for c in fc if c < 0 or c >= num_classes]
+    if bad:
+        raise MuError(
+            f"forget class(es) {bad} out of range for {dataset} ({num_classes} classes: "
+            f"use 0..{num_classes - 1})"
+        )
+    if len(fc) >= num_classes:
+        raise MuError(f"cannot forget all {num_classes} classes of {dataset}; keep at least one")
+    return fc
+
+
+@lru_cache(maxsize=16)
+def _capped_tensors(name: str, train: bool, cap: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = load_raw(name, train)
+    idx = _cap_per_class(y, cap)
+    return torch.from_numpy(np.ascontiguousarray(x[idx])), torch.from_numpy(y[idx].copy())
+
+
+def make_split(
+    dataset: str,
+    forget_classes,
+    train_per_class: int | None = None,
+    test_per_class: int | None = None,
+) -> ForgetSplit:
+    """Build the forget split of ``dataset`` (capped per class as the profile says)."""
+    info = get_dataset_info(dataset)
+    fc = check_forget_classes(forget_classes, info.num_classes, dataset)
+    xtr, ytr = _capped_tensors(dataset, True, train_per_class)
+    xte, yte = _capped_tensors(dataset, False, test_per_class)
+    return ForgetSplit(dataset, info.num_classes, fc, xtr, ytr, xte, yte)
+
+
+def batches(
+    n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None
+) -> Iterator[torch.Tensor]:
+    """Index batches over ``range(n)`` (in-memory datasets: no DataLoader needed)."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for i in range(0, n, batch_size):
+        yield order[i : i + batch_size]

@@ -1,0 +1,383 @@
+"""One way in: ``run(RunConfig) -> Result``.  Original model, unlearning, evaluation and attacks,
+all through the content-addressed cache, so chapters that share a model share its training."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import MuError, __version__
+from .attacks.pra import DEFAULT_ALPHAS, FORMS, PRA, check_alpha
+from .data import ForgetSplit, get_dataset_info, make_split
+from .metrics import accuracy_suite, feature_dispersion, ou_from_logits
+from .models import build_model
+from .perturb import gaussian, pgd_linf
+from .profiles import Profile, get_profile
+from .store import Store, config_key
+from .train import predict_logits, resolve_device, seed_everything, to_device, train_classifier
+from .unlearn import Context, build_method
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one run (the CLI's flags map one to one onto these fields)."""
+
+    method: str = "spotter"
+    dataset: str | None = None  # None: the profile's dataset
+    base: str | None = None
+    profile: str | None = None  # None: MU_PROFILE / CI / cpu
+    seed: int = 0
+    forget_classes: tuple[int, ...] = (0,)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    backbone: str | None = None  # None: the profile's backbone
+    pra_k: int | None = None  # None: the profile's pra_shots
+    pra_form: str = "l2"
+    alphas: tuple[float, ...] = DEFAULT_ALPHAS
+    eval_eps: float | None = None  # None: the profile's pgd_eps
+
+    def __post_init__(self):
+        self.forget_classes = tuple(int(c) for c in self.forget_classes)
+        self.alphas = tuple(check_alpha(a) for a in self.alphas)
+        if self.pra_form not in FORMS:
+            raise MuError(f"unknown PRA form {self.pra_form!r}; choose one of {FORMS}")
+        if self.pra_k is not None and self.pra_k < 1:
+            raise MuError(f"pra_k must be >= 1, got {self.pra_k}")
+
+    @property
+    def prof(self) -> Profile:
+        return get_profile(self.profile)
+
+    def replace(self, **changes) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Result:
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "config": self.config,
+                "metrics": self.metrics,
+                "timings": self.timings,
+                "details": self.details,
+                "cached": self.cached,
+            },
+            indent=2,
+            default=str,
+        )
+
+
+_STORE: Store | None = None
+_MEMO: dict[str, Any] = {}
+
+
+def store() -> Store:
+    global _STORE
+    if _STORE is None or _STORE.root != Store().root:
+        _STORE = Store()
+    return _STORE
+
+
+# ------------------------------------------------------------------------ pieces
+
+
+def split_for(cfg: RunConfig) -> ForgetSplit:
+    p = cfg.prof
+    dataset = cfg.dataset or p.dataset
+    key = f"split:{dataset}:{cfg.forget_classes}:{p.train_per_class}:{p.test_per_class}"
+    if key not in _MEMO:
+        _MEMO[key] = make_split(dataset, cfg.forget_classes, p.train_per_class, p.test_per_class)
+    return _MEMO[key]
+
+
+def original_config(cfg: RunConfig) -> dict[str, Any]:
+    p = cfg.prof
+    return {
+        "what": "original",
+        "dataset": cfg.dataset or p.dataset,
+        "backbone": cfg.backbone or p.backbone,
+        "train": {
+            k: getattr(p, k)
+            for k in (
+                "train_epochs",
+                "train_lr",
+                "train_batch",
+                "train_augment",
+                "train_per_class",
+                "test_per_class",
+            )
+        },
+        "seed": cfg.seed,
+        "device": resolve_device(cfg.device),
+    }
+
+
+def new_model(cfg: RunConfig) -> nn.Module:
+    dataset = cfg.dataset or cfg.prof.dataset
+    info = get_dataset_info(dataset)
+    return build_model(
+        cfg.backbone or cfg.prof.backbone, info.num_classes, info.channels, info.size
+    )
+
+
+def _load_or_build(kind: str, conf: dict, cfg: RunConfig, build) -> tuple[nn.Module, float, bool]:
+    """A model from the cache, or built with ``build(model)`` and stored; returns (model, secs, hit)."""
+    device = resolve_device(cfg.device)
+    key = config_key(conf)
+    if key in _MEMO:
+        return _MEMO[key], 0.0, True
+    model = new_model(cfg)
+    tensors = store().get_tensors(kind, key)
+    t0 = time.perf_counter()
+    hit = tensors is not None
+    if hit:
+        model.load_state_dict(tensors)
+        model = to_device(model, device)
+    else:
+        seed_everything(cfg.seed)
+        model = new_model(cfg)  # re-create under the seed: initialisation is part of the run
+        model = to_device(model, device)
+        build(model)
+        store().put_tensors(
+            kind, key, model.state_dict(), {"config": conf, "secs": time.perf_counter() - t0}
+        )
+    model.eval()
+    _MEMO[key] = model
+    return model, time.perf_counter() - t0, hit
+
+
+def original_model(cfg: RunConfig) -> tuple[nn.Module, float, bool]:
+    """The trained original model for (dataset, backbone, profile schedule, seed), cached."""
+    p = cfg.prof
+    split = split_for(cfg)
+
+    def build(model):
+        train_classifier(
+            model,
+            split.x_train,
+            split.y_train,
+            epochs=p.train_epochs,
+            lr=p.train_lr,
+            batch_size=p.train_batch,
+            seed=cfg.seed,
+            device=resolve_device(cfg.device),
+            augment=p.train_augment,
+            desc="original",
+        )
+
+    return _load_or_build("models", original_config(cfg), cfg, build)
+
+
+def method_for(cfg: RunConfig):
+    p = cfg.prof
+    return build_method(cfg.method, p.name, cfg.overrides, p.unlearn_epochs, base=cfg.base)
+
+
+def unlearn_config(cfg: RunConfig) -> dict[str, Any]:
+    m = method_for(cfg)
+    return {
+        "what": "unlearned",
+        "original": original_config(cfg),
+        "forget_classes": list(cfg.forget_classes),
+        "method": m.describe(),
+        "profile": cfg.prof.name,
+    }
+
+
+def unlearned_model(cfg: RunConfig) -> tuple[nn.Module, float, bool, dict]:
+    """The unlearned model of ``cfg`` (cached); returns (model, secs, cache hit, data counts)."""
+    original, _, _ = original_model(cfg)
+    if cfg.method == "original":
+        return original, 0.0, True, {}
+    method = method_for(cfg)
+    split = split_for(cfg)
+    device = resolve_device(cfg.device)
+    counts: dict[str, int] = {}
+
+    def build(model):
+        model.load_state_dict(original.state_dict())
+        xf, yf = split.forget_train
+        retain = None
+        if method.needs_retain:
+            xr, yr = split.retain_train
+            retain = (xr.to(device), yr.to(device))
+        frozen = copy.deepcopy(original).eval()
+        for q in frozen.parameters():
+            q.requires_grad_(False)
+        ctx = Context(
+            original=frozen,
+            model=model,
+            forget=(xf.to(device), yf.to(device)),
+            retain=retain,
+            num_classes=split.num_classes,
+            forget_classes=split.forget_classes,
+            seed=cfg.seed,
+            device=device,
+            profile=cfg.prof,
+            generator=seed_everything(cfg.seed + 1),
+        )
+        out = method.unlearn(ctx)
+        if out is not model:
+            model.load_state_dict(out.state_dict())
+        counts.update(ctx.counts)
+
+    model, secs, hit = _load_or_build("models", unlearn_config(cfg), cfg, build)
+    return model, secs, hit, counts
+
+
+def neighbours(
+    cfg: RunConfig, kind: str = "pgd", eps: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation neighbours of D_f and the original's logits on them (memoised per process)."""
+    p = cfg.prof
+    eps = p.pgd_eps if eps is None else eps
+    key = f"nb:{config_key(original_config(cfg))}:{cfg.forget_classes}:{kind}:{eps}"
+    if key not in _MEMO:
+        original, _, _ = original_model(cfg)
+        xf, yf = split_for(cfg).forget_train
+        if kind == "pgd":
+            xp = pgd_linf(
+                original,
+                xf,
+                yf,
+                eps=eps,
+                step=p.pgd_step,
+                steps=p.pgd_steps,
+                seed=cfg.seed,
+                device=resolve_device(cfg.device),
+            )
+        elif kind == "gauss":
+            xp = gaussian(xf, std=p.gaussian_std, seed=cfg.seed)
+        else:
+            raise MuError(f"unknown neighbour kind {kind!r}; choose 'pgd' or 'gauss'")
+        _MEMO[key] = (xp, predict_logits(original, xp, p.eval_batch))
+    return _MEMO[key]
+
+
+def ou(
+    cfg: RunConfig,
+    model: nn.Module,
+    kind: str = "pgd",
+    eps: float | None = None,
+    divergence: str = "js",
+) -> float:
+    xp, orig_logits = neighbours(cfg, kind, eps)
+    return ou_from_logits(
+        orig_logits, predict_logits(model, xp, cfg.prof.eval_batch), cfg.forget_classes, divergence
+    )
+
+
+def pra_for(cfg: RunConfig, model: nn.Module) -> PRA:
+    split = split_for(cfg)
+    return PRA(
+        model, split.forget_train, split.retain_train, split.forget_classes, cfg.prof.eval_batch
+    )
+
+
+def evaluate(
+    cfg: RunConfig, model: nn.Module
+) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
+    """Table 1's metrics for ``model``: accuracies, OU@eps (PGD and Gaussian, JS), PRA."""
+    p = cfg.prof
+    split = split_for(cfg)
+    t = {}
+    t0 = time.perf_counter()
+    metrics: dict[str, Any] = accuracy_suite(model, split, p.eval_batch)
+    t["eval_acc"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    metrics["ou_pgd"] = ou(cfg, model, "pgd", cfg.eval_eps)
+    metrics["ou_pgd_kl"] = ou(cfg, model, "pgd", cfg.eval_eps, "kl")
+    metrics["ou_gauss"] = ou(cfg, model, "gauss")
+    t["eval_ou"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    k = cfg.pra_k or p.pra_shots
+    attack = pra_for(cfg, model)
+    shots = split.shot_indices(k, cfg.seed)
+    sweeps = {form: attack.sweep(shots, form, cfg.alphas).to_dict() for form in FORMS}
+    main = sweeps[cfg.pra_form]
+    metrics.update(
+        proto_acc_f=main["chosen_proto_acc_f"],
+        acc_r_star=main["chosen_acc_r_star"],
+        alpha=main["alpha"],
+        pra_k=k,
+        pra_form=cfg.pra_form,
+    )
+    metrics["dispersion_f"] = feature_dispersion(attack.ef, attack.yf, split.forget_classes)
+    t["eval_pra"] = time.perf_counter() - t0
+    return metrics, t, {"pra": sweeps}
+
+
+def resolved_config(cfg: RunConfig) -> dict[str, Any]:
+    p = cfg.prof
+    conf = dataclasses.asdict(cfg)
+    conf.update(
+        profile=p.name,
+        dataset=cfg.dataset or p.dataset,
+        backbone=cfg.backbone or p.backbone,
+        device=resolve_device(cfg.device),
+        pra_k=cfg.pra_k or p.pra_shots,
+        eval_eps=p.pgd_eps if cfg.eval_eps is None else cfg.eval_eps,
+        forget_classes=list(cfg.forget_classes),
+        alphas=list(cfg.alphas),
+    )
+    conf["hparams"] = method_for(cfg).describe() if cfg.method != "original" else {}
+    conf["version"] = __version__
+    conf["eval"] = {k: getattr(p, k) for k in ("pgd_eps", "pgd_step", "pgd_steps", "gaussian_std")}
+    return conf
+
+
+def validate(cfg: RunConfig) -> dict[str, Any]:
+    """Check everything that can be checked before any training (dataset, classes, method,
+    hyperparameters, PRA shots); returns the resolved configuration."""
+    conf = resolved_config(cfg)
+    split_for(cfg).shot_indices(conf["pra_k"], cfg.seed)
+    return conf
+
+
+def run(cfg: RunConfig | None = None, **kw) -> Result:
+    """Run (or load from the cache) one configuration and return its metrics."""
+    cfg = cfg.replace(**kw) if cfg is not None else RunConfig(**kw)
+    conf = validate(cfg)
+    key = config_key({"what": "result", **conf, "unlearned": unlearn_config(cfg)})
+    hit = store().get_json("results", key)
+    if hit is not None:
+        return Result(
+            hit["config"], hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
+        )
+    timings: dict[str, float] = {}
+    _, timings["original"], orig_hit = original_model(cfg)
+    model, timings["unlearn"], _, counts = unlearned_model(cfg)
+    metrics, t_eval, details = evaluate(cfg, model)
+    timings.update(t_eval)
+    details["data_counts"] = counts
+    details["original_cached"] = orig_hit
+    res = Result(conf, metrics, timings, details)
+    store().put_json(
+        "results",
+        key,
+        {"config": conf, "metrics": metrics, "timings": timings, "details": details},
+        conf,
+    )
+    return res
+
+
+def run_many(configs: Sequence[RunConfig], desc: str = "runs") -> list[Result]:
+    """Run configurations one after another with a progress bar (cached ones cost nothing)."""
+    from .train import progress
+
+    return [run(c) for c in progress(configs, desc=desc, total=len(configs))]

@@ -1,0 +1,212 @@
+"""The one optimisation loop of the library.
+
+``fit`` runs any loss over any batch stream with optional gradient hooks; supervised training of
+original and retrained models (``train_classifier``), every unlearning method and the fine-tuning
+relearning attack all go through it.  On CUDA it uses bf16 autocast and channels-last.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import MuError
+from .data import batches
+
+
+def resolve_device(device: str | None = None) -> str:
+    """``auto``/None picks CUDA when present, else CPU."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MuError(
+            f"device {device!r} requested but CUDA is not available; use --device cpu or auto"
+        )
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU generator for data order."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def quiet_default() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get(
+        "MU_QUIET", ""
+    ) not in ("", "0")
+
+
+def progress(
+    iterable: Iterable, desc: str = "", total: int | None = None, quiet: bool | None = None
+):
+    """A tqdm bar, silent under ``CI=true`` or ``MU_QUIET=1``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        disable=quiet_default() if quiet is None else quiet,
+        leave=False,
+    )
+
+
+def set_bn_mode(model: nn.Module, mode: str) -> None:
+    """Put the model in train mode, with BatchNorm frozen (running stats and mode) if ``eval``."""
+    if mode not in ("train", "eval"):
+        raise MuError(f"bn_mode must be 'train' or 'eval', got {mode!r}")
+    model.train()
+    if mode == "eval":
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def autocast(device: str):
+    """bf16 autocast on CUDA, nothing on CPU (keeps CPU results exact and deterministic)."""
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def to_device(model: nn.Module, device: str) -> nn.Module:
+    """Move to ``device`` in channels-last layout (faster convolutions on both CUDA and CPU)."""
+    return model.to(device).to(memory_format=torch.channels_last)
+
+
+def make_optimizer(
+    params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4, kind: str = "sgd"
+) -> torch.optim.Optimizer:
+    if lr <= 0:
+        raise MuError(f"learning rate must be > 0, got {lr}")
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise MuError(f"unknown optimizer {kind!r}; choose 'sgd' or 'adam'")
+
+
+def fit(
+    model: nn.Module,
+    make_batches: Callable[[int], Iterable[Any]],
+    loss_fn: Callable[[Any], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    *,
+    device: str,
+    bn_mode: str = "train",
+    after_backward: Callable[[], None] | None = None,
+    after_step: Callable[[], None] | None = None,
+    scheduler: Any = None,
+    desc: str = "train",
+    quiet: bool | None = None,
+) -> list[float]:
+    """Minimise ``loss_fn`` over ``make_batches(epoch)`` for ``epochs`` epochs; return epoch losses.
+
+    ``after_backward`` may edit gradients (masks, projections) before the optimiser step.
+    """
+    history: list[float] = []
+    bar = progress(range(epochs), desc=desc, quiet=quiet)
+    for epoch in bar:
+        set_bn_mode(model, bn_mode)
+        total, n = 0.0, 0
+        for batch in make_batches(epoch):
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(device):
+                loss = loss_fn(batch)
+            loss.backward()
+            if after_backward is not None:
+                after_backward()
+            optimizer.step()
+            if after_step is not None:
+                after_step()
+            total += float(loss.detach())
+            n += 1
+        if scheduler is not None:
+            scheduler.step()
+        history.append(total / max(n, 1))
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{history[-1]:.4f}")
+    model.eval()
+    return history
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random crop (4-pixel padding) and horizontal flip, on tensors (CIFAR-style)."""
+    n, _, h, w = x.shape
+    pad = torch.nn.functional.pad(x, (4, 4, 4, 4), mode="reflect")
+    dx, dy = (torch.randint(0, 9, (2,), generator=generator)).tolist()
+    out = pad[:, :, dy : dy + h, dx : dx + w]
+    flip = torch.rand(n, generator=generator) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1).to(out.device), out.flip(3), out)
+
+
+def train_classifier(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    device: str,
+    augment: bool = False,
+    desc: str = "train",
+) -> list[float]:
+    """Supervised cross-entropy training (original and retrained models): SGD + cosine schedule."""
+    g = seed_everything(seed)
+    opt = make_optimizer(model.parameters(), lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    x_dev, y_dev = x.to(device), y.to(device)
+
+    def make_batches(_epoch: int):
+        for idx in batches(len(y), batch_size, shuffle=True, generator=g):
+            xb = x_dev[idx.to(device)]
+            if augment:
+                xb = augment_batch(xb, g)
+            yield xb, y_dev[idx.to(device)]
+
+    def loss_fn(batch):
+        xb, yb = batch
+        return nn.functional.cross_entropy(model(xb), yb)
+
+    return fit(model, make_batches, loss_fn, opt, epochs, device=device, scheduler=sched, desc=desc)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device: str | None = None
+) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` in eval mode, batched, returned on CPU in float32."""
+    device = device or next(model.parameters()).device.type
+    model.eval()
+    outs = []
+    for i in range(0, len(x), batch_size):
+        with autocast(device):
+            outs.append(model(x[i : i + batch_size].to(device)).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+@torch.no_grad()
+def embed_all(
+    model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device: str | None = None
+) -> torch.Tensor:
+    """Penultimate features ``model.embed(x)`` in eval mode, on CPU in float32."""
+    device = device or next(model.parameters()).device.type
+    model.eval()
+    outs = []
+    for i in range(0, len(x), batch_size):
+        with autocast(device):
+            outs.append(model.embed(x[i : i + batch_size].to(device)).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0)

@@ -1,0 +1,266 @@
+"""The method interface, the method registry and the one shared unlearning loop.
+
+A method is a loss on a batch of forget data (plus retained data if it declares it uses it) and
+a few optional hooks: ``prepare`` (precompute neighbours, masks, relabels), ``after_backward``
+(edit gradients: saliency masks, null-space projections) and ``finish`` (one-shot edits: noise,
+pruning a shadow class).  ``run_unlearning`` drives every method through ``train.fit``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .. import MuError
+from ..data import batches
+from ..train import fit, make_optimizer
+
+
+@dataclass
+class HParams:
+    """Optimisation settings shared by all methods (each method documents its own defaults).
+
+    epochs: unlearning epochs over D_f (None: the profile's ``unlearn_epochs``).
+    lr, momentum, weight_decay, optimizer: the optimiser (SGD unless said otherwise).
+    batch_size: forget examples per step; retained-data methods draw ``retain_batch`` retained
+        examples per step alongside.
+    bn_mode: ``eval`` freezes BatchNorm (Spotter, UNSC reference code), ``train`` updates it (the
+        DELETE harness's methods).  It moves OU@eps a lot; the book reports both.
+    """
+
+    epochs: int | None = None
+    lr: float = 1e-4
+    batch_size: int = 128
+    retain_batch: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    bn_mode: str = "eval"
+
+    def validate(self) -> None:
+        if self.epochs is not None and self.epochs < 0:
+            raise MuError(f"epochs must be >= 0, got {self.epochs}")
+        if self.lr <= 0:
+            raise MuError(f"lr must be > 0, got {self.lr}")
+        if self.batch_size < 1 or self.retain_batch < 1:
+            raise MuError("batch_size and retain_batch must be >= 1")
+        if self.bn_mode not in ("train", "eval"):
+            raise MuError(f"bn_mode must be 'train' or 'eval', got {self.bn_mode!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise MuError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Batch:
+    """One step's data: forget examples (with their indices into D_f) and optional retained ones."""
+
+    idx: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+    xr: torch.Tensor | None = None
+    yr: torch.Tensor | None = None
+
+
+@dataclass
+class Context:
+    """Everything a method may touch while unlearning.  ``retain`` is None for forget-only methods:
+    the loop never hands them retained data."""
+
+    original: nn.Module
+    model: nn.Module
+    forget: tuple[torch.Tensor, torch.Tensor]
+    retain: tuple[torch.Tensor, torch.Tensor] | None
+    num_classes: int
+    forget_classes: tuple[int, ...]
+    seed: int
+    device: str
+    profile: Any
+    generator: torch.Generator
+    state: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"forget_batches": 0, "retain_batches": 0}
+    )
+
+    @property
+    def retain_classes(self) -> list[int]:
+        return [c for c in range(self.num_classes) if c not in self.forget_classes]
+
+
+class Method:
+    """Base class of every unlearning method (see module docstring)."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    source: ClassVar[str] = ""
+    uses_retain: ClassVar[bool] = False
+    Hparams: ClassVar[type[HParams]] = HParams
+    # Per-profile defaults that differ from the dataclass defaults, each with its reason.
+    profile_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, hp: HParams):
+        self.hp = hp
+
+    # ---------------------------------------------------------------- hooks
+    def prepare(self, ctx: Context) -> None:
+        """Precompute what the loss needs (default: nothing)."""
+
+    def loss(self, ctx: Context, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} defines no loss")
+
+    def after_backward(self, ctx: Context) -> None:
+        """Edit gradients before the optimiser step (default: nothing)."""
+
+    def finish(self, ctx: Context) -> None:
+        """One-shot edit after the loop (default: nothing)."""
+
+    def trainable_parameters(self, ctx: Context):
+        return ctx.model.parameters()
+
+    @property
+    def needs_retain(self) -> bool:
+        return self.uses_retain
+
+    # ---------------------------------------------------------------- driver
+    def unlearn(self, ctx: Context) -> nn.Module:
+        return run_unlearning(self, ctx)
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.name, "hparams": self.hp.to_dict()}
+
+
+def forget_retain_batches(method: Method, ctx: Context, epoch: int) -> Iterator[Batch]:
+    """Shuffled forget batches; each with a random retained batch if the method uses retained data."""
+    xf, yf = ctx.forget
+    hp = method.hp
+    for idx in batches(len(yf), hp.batch_size, shuffle=True, generator=ctx.generator):
+        idx_d = idx.to(xf.device)
+        b = Batch(idx=idx_d, x=xf[idx_d], y=yf[idx_d])
+        ctx.counts["forget_batches"] += 1
+        if method.needs_retain:
+            if ctx.retain is None:
+                raise MuError(f"{method.name} uses retained data but none was provided")
+            xr, yr = ctx.retain
+            ridx = torch.randint(len(yr), (hp.retain_batch,), generator=ctx.generator).to(xr.device)
+            b.xr, b.yr = xr[ridx], yr[ridx]
+            ctx.counts["retain_batches"] += 1
+        yield b
+
+
+def run_unlearning(method: Method, ctx: Context) -> nn.Module:
+    """The shared loop: prepare, ``fit`` the method's loss over forget(+retain) batches, finish."""
+    method.prepare(ctx)
+    hp = method.hp
+    epochs = hp.epochs or 0
+    if epochs > 0:
+        opt = make_optimizer(
+            [p for p in method.trainable_parameters(ctx) if p.requires_grad],
+            hp.lr,
+            hp.momentum,
+            hp.weight_decay,
+            hp.optimizer,
+        )
+        fit(
+            ctx.model,
+            lambda epoch: forget_retain_batches(method, ctx, epoch),
+            lambda batch: method.loss(ctx, batch),
+            opt,
+            epochs,
+            device=ctx.device,
+            bn_mode=hp.bn_mode,
+            after_backward=lambda: method.after_backward(ctx),
+            desc=f"unlearn:{method.name}",
+        )
+    method.finish(ctx)
+    ctx.model.eval()
+    return ctx.model
+
+
+# -------------------------------------------------------------------- registry
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator adding a method to the registry under ``cls.name``."""
+    if not cls.name:
+        raise TypeError("a registered method needs a name")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def get_method_class(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise MuError(
+            f"unknown method {name!r}; choose one of {sorted(METHODS)} (see `mu methods`)"
+        )
+    return METHODS[name]
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` values: JSON where it parses (numbers, true/false, null, lists), else a string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def make_hparams(
+    cls: type[Method], profile_name: str, overrides: dict[str, Any], default_epochs: int
+) -> HParams:
+    """Dataclass defaults, then the method's profile defaults, then the user's overrides."""
+    fields = {f.name: f for f in dataclasses.fields(cls.Hparams)}
+    values: dict[str, Any] = dict(cls.profile_defaults.get(profile_name, {}))
+    for k, v in overrides.items():
+        if k not in fields:
+            raise MuError(f"{cls.name} has no hyperparameter {k!r}; valid ones: {sorted(fields)}")
+        values[k] = v
+    try:
+        hp = cls.Hparams(**values)
+    except TypeError as err:
+        raise MuError(f"bad hyperparameters for {cls.name}: {err}") from err
+    if hp.epochs is None:
+        hp.epochs = default_epochs
+    for name, f in fields.items():  # coerce CLI strings/ints to the declared numeric type
+        v = getattr(hp, name)
+        if f.type in ("float", float) and isinstance(v, int) and not isinstance(v, bool):
+            setattr(hp, name, float(v))
+    hp.validate()
+    return hp
+
+
+def build_method(
+    name: str,
+    profile_name: str = "cpu",
+    overrides: dict[str, Any] | None = None,
+    default_epochs: int = 10,
+    base: str | None = None,
+) -> Method:
+    """Instantiate a registered method; ``base`` plugs another method's loss into Spotter.
+
+    Overrides prefixed ``base.`` go to the base method (e.g. ``base.lr=0.01``).
+    """
+    overrides = dict(overrides or {})
+    base_over = {k[5:]: overrides.pop(k) for k in list(overrides) if k.startswith("base.")}
+    cls = get_method_class(name)
+    if base is not None:
+        if not getattr(cls, "accepts_base", False):
+            raise MuError(
+                f"--base only applies to spotter (got method {name!r} with base {base!r})"
+            )
+        base_method = build_method(base, profile_name, base_over, default_epochs)
+        if getattr(base_method, "accepts_base", False):
+            raise MuError("the base of spotter must be another method, not spotter itself")
+        hp = make_hparams(cls, profile_name, overrides, default_epochs)
+        return cls(hp, base=base_method)  # type: ignore[call-arg]
+    if base_over:
+        raise MuError("base.* overrides need --base")
+    return cls(make_hparams(cls, profile_name, overrides, default_epochs))

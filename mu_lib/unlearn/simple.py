@@ -1,0 +1,94 @@
+"""The reference points: Original (no change), Retrain (gold standard) and DELETE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..train import train_classifier
+from .base import Batch, Context, HParams, Method, register
+from .losses import masked_distillation, teacher_logits
+
+
+@register
+class Original(Method):
+    """No unlearning: the original model, the upper bound every attack tries to get back to."""
+
+    name = "original"
+    summary = "no-op: the original model"
+    source = "-"
+
+    def unlearn(self, ctx: Context) -> nn.Module:
+        return ctx.model
+
+
+@dataclass
+class RetrainHparams(HParams):
+    """Retrain uses the profile's *training* schedule (lr, batch, augmentation); the optimiser
+    fields of HParams are unused.  ``train_epochs`` (None: the profile's) sets its length."""
+
+    train_epochs: int | None = None
+
+
+@register
+class Retrain(Method):
+    """Train from scratch on D_r only: the gold standard of exact unlearning."""
+
+    name = "retrain"
+    summary = "train from scratch on the retained data (gold standard)"
+    source = "exact unlearning baseline"
+    uses_retain = True
+    Hparams = RetrainHparams
+
+    def unlearn(self, ctx: Context) -> nn.Module:
+        p = ctx.profile
+        model = ctx.model
+        for m in model.modules():  # fresh initialisation with the run's seed
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        xr, yr = ctx.retain
+        epochs = self.hp.train_epochs if self.hp.train_epochs is not None else p.train_epochs
+        train_classifier(
+            model,
+            xr,
+            yr,
+            epochs=epochs,
+            lr=p.train_lr,
+            batch_size=p.train_batch,
+            seed=ctx.seed + 7,
+            device=ctx.device,
+            augment=p.train_augment,
+            desc="retrain",
+        )
+        ctx.counts["retain_batches"] += 1
+        return model
+
+
+@dataclass
+class DeleteHparams(HParams):
+    """DELETE (Zhou et al., CVPR 2025): masked distillation on D_f.
+
+    lr 1e-4 on ``paper`` (authors' setting); ``cpu``/``smoke`` use lr 0.01: the smallest of
+    {1e-4, 1e-3, 1e-2} that brings Acc_f below 5% in 10 epochs on those profiles.
+    bn_mode ``train`` follows the DELETE harness.
+    """
+
+    bn_mode: str = "train"
+    temperature: float = 1.0
+
+
+@register
+class Delete(Method):
+    """DELETE: distil the original's logits with the forget classes masked out."""
+
+    name = "delete"
+    summary = "distil the original with forget logits masked to -inf (forget data only)"
+    source = "Zhou et al., Decoupled Distillation to Erase (DELETE), CVPR 2025"
+    Hparams = DeleteHparams
+    profile_defaults = {"cpu": {"lr": 0.01}, "smoke": {"lr": 0.01}}
+
+    def loss(self, ctx: Context, batch: Batch) -> torch.Tensor:
+        t = teacher_logits(ctx.original, batch.x)
+        return masked_distillation(t, ctx.model(batch.x), ctx.forget_classes, self.hp.temperature)
