@@ -308,3 +308,6 @@ def batches(
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for i in range(0, n, batch_size):
         yield order[i : i + batch_size]
+
+
+from . import folders  # noqa: E402,F401  (registers the image-folder datasets)

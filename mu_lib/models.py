@@ -154,3 +154,6 @@ def check_classifier(model: nn.Module) -> None:
             f"{type(model).__name__} lacks the expected interface: it needs an `embed(x)` method "
             "and a `head` attribute that is an nn.Linear (see mu_lib.models.Classifier)"
         )
+
+
+from . import vit  # noqa: E402,F401  (registers the transformer backbones)

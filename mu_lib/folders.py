@@ -1,0 +1,1 @@
+"""Image-folder datasets (Tiny-ImageNet-style and face identities); registered on import."""

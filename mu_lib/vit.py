@@ -1,0 +1,1 @@
+"""Vision transformers with embed() = class-token embedding; registered on import."""
