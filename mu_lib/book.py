@@ -39,15 +39,18 @@ def repo_root() -> Path:
     for d in [here, *here.parents]:
         if (d / "_toc.yml").exists() and (d / "notebooks").is_dir():
             return d
-    raise MuError("run `mu book` from the repository root (the folder with _toc.yml and notebooks/)")
+    raise MuError(
+        "run `mu book` from the repository root (the folder with _toc.yml and notebooks/)"
+    )
 
 
 def available_chapters(root: Path) -> list[str]:
     return [c for c in CHAPTERS if (root / "notebooks" / f"{c}.md").exists()]
 
 
-def execute_chapter(root: Path, name: str, profile: str, params: dict | None = None,
-                    out_dir: Path | None = None) -> float:
+def execute_chapter(
+    root: Path, name: str, profile: str, params: dict | None = None, out_dir: Path | None = None
+) -> float:
     """jupytext -> papermill one chapter into ``out_dir`` (default book/generated); returns seconds."""
     src = root / "notebooks" / f"{name}.md"
     if not src.exists():
@@ -58,9 +61,21 @@ def execute_chapter(root: Path, name: str, profile: str, params: dict | None = N
     tmp.mkdir(parents=True, exist_ok=True)
     raw = tmp / f"{name}.ipynb"
     bindir = Path(sys.executable).parent
-    subprocess.run([str(bindir / "jupytext"), "--quiet", "--to", "ipynb", "-o", str(raw), str(src)], check=True)
-    args = [str(bindir / "papermill"), str(raw), str(out_dir / f"{name}.ipynb"), "--cwd", str(root),
-            "-p", "profile", profile, "--kernel", "python3"]
+    subprocess.run(
+        [str(bindir / "jupytext"), "--quiet", "--to", "ipynb", "-o", str(raw), str(src)], check=True
+    )
+    args = [
+        str(bindir / "papermill"),
+        str(raw),
+        str(out_dir / f"{name}.ipynb"),
+        "--cwd",
+        str(root),
+        "-p",
+        "profile",
+        profile,
+        "--kernel",
+        "python3",
+    ]
     if os.environ.get("CI") or os.environ.get("MU_QUIET"):
         args.append("--no-progress-bar")
     for k, v in (params or {}).items():
@@ -79,8 +94,11 @@ def build_book(profile: str, chapters: list[str] | None = None, skip_build: bool
     for name in names:
         print(f"[mu book] executing {name} on profile {profile}", flush=True)
         secs = execute_chapter(root, name, profile)
-        status[name] = {"seconds": round(secs, 1), "profile": profile,
-                        "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+        status[name] = {
+            "seconds": round(secs, 1),
+            "profile": profile,
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         status_path.write_text(json.dumps(status, indent=2))
     if skip_build:
         return root / "book" / "generated"

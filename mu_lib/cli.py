@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from . import MuError, __version__
@@ -33,14 +32,20 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=None, help="dataset (default: the profile's)")
     p.add_argument("--method", default="spotter", help="unlearning method (see `mu methods`)")
     p.add_argument("--base", default=None, help="plug this method's loss into Spotter as L_u")
-    p.add_argument("--profile", default=None, help="smoke | cpu | paper (default: MU_PROFILE, CI, cpu)")
+    p.add_argument(
+        "--profile", default=None, help="smoke | cpu | paper (default: MU_PROFILE, CI, cpu)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--forget-classes", default="0", help="comma-separated, e.g. 3,7")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="method hyperparameter override")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="method hyperparameter override"
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--k", type=int, default=None, help="PRA shots per forget class")
     p.add_argument("--pra-form", default="l2", choices=["cos", "l2"])
-    p.add_argument("--alphas", default=None, help="PRA alpha grid, comma-separated values in [0, 1]")
+    p.add_argument(
+        "--alphas", default=None, help="PRA alpha grid, comma-separated values in [0, 1]"
+    )
 
 
 def config_from_args(args) -> object:
@@ -48,14 +53,25 @@ def config_from_args(args) -> object:
     from .profiles import get_profile
 
     get_profile(args.profile)  # validate early
-    kw = dict(method=args.method, dataset=args.dataset, base=args.base, profile=args.profile,
-              seed=args.seed, forget_classes=parse_classes(args.forget_classes),
-              overrides=parse_sets(args.set), device=args.device, pra_k=args.k, pra_form=args.pra_form)
+    kw = dict(
+        method=args.method,
+        dataset=args.dataset,
+        base=args.base,
+        profile=args.profile,
+        seed=args.seed,
+        forget_classes=parse_classes(args.forget_classes),
+        overrides=parse_sets(args.set),
+        device=args.device,
+        pra_k=args.k,
+        pra_form=args.pra_form,
+    )
     if args.alphas:
         try:
             kw["alphas"] = tuple(float(a) for a in args.alphas.split(","))
         except ValueError as err:
-            raise MuError(f"--alphas expects comma-separated numbers in [0, 1], got {args.alphas!r}") from err
+            raise MuError(
+                f"--alphas expects comma-separated numbers in [0, 1], got {args.alphas!r}"
+            ) from err
     return RunConfig(**kw)
 
 
@@ -67,9 +83,21 @@ def cmd_run(args) -> int:
         print(res.to_json())
     else:
         m = res.metrics
-        print(f"{cfg.method}{' + ' + cfg.base if cfg.base else ''} on {res.config['dataset']} "
-              f"(profile {res.config['profile']}, seed {cfg.seed}, forget {list(cfg.forget_classes)})")
-        for k in ("acc_f", "acc_r", "acc_ft", "acc_rt", "ou_pgd", "ou_gauss", "proto_acc_f", "acc_r_star", "alpha"):
+        print(
+            f"{cfg.method}{' + ' + cfg.base if cfg.base else ''} on {res.config['dataset']} "
+            f"(profile {res.config['profile']}, seed {cfg.seed}, forget {list(cfg.forget_classes)})"
+        )
+        for k in (
+            "acc_f",
+            "acc_r",
+            "acc_ft",
+            "acc_rt",
+            "ou_pgd",
+            "ou_gauss",
+            "proto_acc_f",
+            "acc_r_star",
+            "alpha",
+        ):
             v = m[k]
             print(f"  {k:12s} {v:.4f}" if k.startswith("ou") else f"  {k:12s} {v:.2f}")
     return 0
@@ -114,7 +142,9 @@ def cmd_sweep(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="mu", description="Class-level unlearning, its blind spots and Spotter")
+    ap = argparse.ArgumentParser(
+        prog="mu", description="Class-level unlearning, its blind spots and Spotter"
+    )
     ap.add_argument("--version", action="version", version=f"mu_lib {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
 

@@ -1,0 +1,32 @@
+# The README's two commands: `make book` and `make test`.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PROFILE ?= cpu
+# umap-learn / numba compile once and keep their cache on disk
+export NUMBA_CACHE_DIR ?= $(CURDIR)/build/numba-cache
+
+.PHONY: install book test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[book,test,ray,assign]"
+	touch $@
+
+install: $(VENV)/.installed
+
+## Execute every chapter on $(PROFILE) (default cpu) and build the HTML book into _build/html
+book: install
+	$(VENV)/bin/mu book --profile $(PROFILE)
+
+## Lint, then the test suite on the smoke profile (every chapter runs through papermill)
+test: install
+	$(VENV)/bin/ruff check mu_lib tests benchmarks
+	MU_PROFILE=smoke $(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check mu_lib tests benchmarks
+	$(VENV)/bin/ruff format --check mu_lib tests benchmarks
+
+clean:
+	rm -rf _build book/generated build

@@ -1,0 +1,143 @@
+"""End to end on the smoke profile: forgetting, PRA, the cache, determinism, errors, the CLI."""
+
+import json
+import os
+
+import pytest
+
+from mu_lib import MuError
+from mu_lib.cli import main as mu
+from mu_lib.experiment import RunConfig, original_model, run, unlearn_config
+from mu_lib.store import Store, config_key
+
+BASE = RunConfig(profile="smoke", seed=0, forget_classes=(3,))
+
+
+def test_original_is_accurate_and_retrain_forgets():
+    orig = run(BASE.replace(method="original")).metrics
+    assert orig["acc_f"] > 90 and orig["acc_rt"] > 90
+    ret = run(BASE.replace(method="retrain")).metrics
+    assert ret["acc_f"] < 5 and ret["acc_ft"] < 5
+    assert abs(ret["acc_rt"] - orig["acc_rt"]) < 3
+
+
+def test_pra_restores_delete_but_not_spotter():
+    delete = run(BASE.replace(method="delete")).metrics
+    assert delete["acc_f"] < 5
+    assert delete["proto_acc_f"] > delete["acc_f"] + 30
+    assert delete["acc_r_star"] >= delete["acc_r"] - 1.0
+    spot = run(BASE.replace(method="spotter", overrides={"lambda2": 1.0})).metrics
+    assert spot["acc_f"] < 5
+    assert spot["proto_acc_f"] < delete["proto_acc_f"]
+
+
+def test_cache_returns_identical_result_and_is_keyed_by_config():
+    cfg = BASE.replace(method="delete")
+    first, second = run(cfg), run(cfg)
+    assert second.cached
+    assert first.metrics == second.metrics
+    assert config_key(unlearn_config(cfg)) != config_key(unlearn_config(cfg.replace(seed=1)))
+
+
+def test_corrupt_cache_entries_are_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("MU_CACHE_DIR", str(tmp_path))
+    cfg = BASE.replace(method="original", seed=5)
+    good = run(cfg).metrics
+    for p in (tmp_path / "store").glob("*/*"):
+        p.write_bytes(b"\x00garbage")
+    import mu_lib.experiment as ex
+
+    ex._MEMO.clear()
+    with pytest.warns(UserWarning, match="rebuilding"):
+        again = run(cfg)
+    assert not again.cached
+    assert again.metrics == good
+
+
+def test_same_seed_same_numbers_without_cache(monkeypatch):
+    monkeypatch.setenv("MU_NO_CACHE", "1")
+    import mu_lib.experiment as ex
+
+    cfg = BASE.replace(method="spotter", seed=2)
+    ex._MEMO.clear()
+    a = run(cfg).metrics
+    ex._MEMO.clear()
+    b = run(cfg).metrics
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"method": "nope"}, "unknown method"),
+        ({"dataset": "imagenet"}, "unknown dataset"),
+        ({"profile": "huge"}, "unknown profile"),
+        ({"forget_classes": (10,)}, "out of range"),
+        ({"pra_k": 10_000}, "shots per class is impossible"),
+        ({"alphas": (0.5, 1.5)}, r"alpha must be in \[0, 1\]"),
+        ({"overrides": {"lambda9": 1}}, "no hyperparameter"),
+        ({"overrides": {"lambda1": 2.0}}, "lambda1 must be in"),
+        ({"method": "delete", "base": "salun"}, "--base only applies to spotter"),
+    ],
+)
+def test_bad_input_raises_a_helpful_error(kw, match):
+    kw = {"profile": "smoke", "forget_classes": (3,), "method": "spotter", **kw}
+    with pytest.raises(MuError, match=match):
+        run(RunConfig(**kw))
+
+
+def test_missing_dataset_says_how_to_install(monkeypatch, tmp_path):
+    import mu_lib.data as data
+
+    monkeypatch.setattr(data, "FASHION_DEBIAN", tmp_path / "nothing")
+    monkeypatch.setenv("MU_DATA_DIR", str(tmp_path))
+    data.load_raw.cache_clear()
+    try:
+        with pytest.raises(MuError, match="apt-get install -y dataset-fashion-mnist"):
+            data.load_raw("fashion-mnist", True)
+    finally:
+        data.load_raw.cache_clear()
+
+
+def test_cli_run_json_contract(capsys):
+    assert (
+        mu(["run", "--profile", "smoke", "--method", "delete", "--forget-classes", "3", "--json"])
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    for k in (
+        "acc_f",
+        "acc_r",
+        "acc_ft",
+        "acc_rt",
+        "ou_pgd",
+        "ou_gauss",
+        "proto_acc_f",
+        "acc_r_star",
+        "alpha",
+    ):
+        assert isinstance(out["metrics"][k], float)
+    assert out["config"]["method"] == "delete" and out["config"]["forget_classes"] == [3]
+    assert set(out["timings"]) >= {"original", "unlearn"}
+
+
+def test_cli_errors_exit_2_with_message(capsys):
+    assert mu(["run", "--profile", "smoke", "--method", "nope"]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+    assert mu(["run", "--profile", "smoke", "--set", "lambda2"]) == 2
+    assert "key=value" in capsys.readouterr().err
+
+
+def test_cli_methods_lists_every_registered_method(capsys):
+    from mu_lib.unlearn import METHODS
+
+    assert mu(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in METHODS)
+
+
+def test_original_model_trained_once_per_seed():
+    _, _, hit1 = original_model(BASE)
+    _, _, hit2 = original_model(BASE.replace(forget_classes=(1,)))
+    assert hit2  # the original does not depend on the forget class
+    assert os.path.isdir(Store().root)

@@ -1,0 +1,65 @@
+"""The paper's metrics: masked softmax, divergences, OU@eps, dispersion."""
+
+import torch
+from torch import nn
+
+from mu_lib import metrics
+from mu_lib.models import SmallCNN
+
+
+def test_masked_softmax_zero_on_forget_and_normalised():
+    z = torch.randn(64, 10)
+    p = metrics.masked_softmax(z, [2, 7])
+    assert torch.all(p[:, [2, 7]] == 0)
+    assert torch.allclose(p.sum(1), torch.ones(64, dtype=p.dtype))
+    # relative weights of the retained classes are those of the plain softmax
+    s = torch.softmax(z, 1)
+    assert torch.allclose(p[:, 0] / p[:, 1], s[:, 0] / s[:, 1], rtol=1e-4)
+
+
+def test_js_symmetric_zero_on_equal_and_bounded():
+    p = torch.softmax(torch.randn(32, 5), 1)
+    q = torch.softmax(torch.randn(32, 5), 1)
+    assert torch.allclose(metrics.js_div(p, q), metrics.js_div(q, p))
+    assert torch.allclose(metrics.js_div(p, p), torch.zeros(32), atol=1e-7)
+    assert torch.all(metrics.js_div(p, q) > 0)
+    assert torch.all(metrics.js_div(p, q) <= torch.log(torch.tensor(2.0)) + 1e-6)
+    # KL is not symmetric in general, and handles exact zeros (0 log 0 = 0)
+    assert not torch.allclose(metrics.kl_div(p, q), metrics.kl_div(q, p))
+    z = metrics.masked_softmax(torch.randn(4, 5), [0])
+    assert torch.isfinite(metrics.kl_div(z, p)).all()
+
+
+class ForgetMasked(nn.Module):
+    """The original model with its forget logits at -inf: the ideal unlearned model of eq. 3."""
+
+    def __init__(self, model, forget):
+        super().__init__()
+        self.model, self.forget = model, forget
+
+    def forward(self, x):
+        return metrics.masked_logits(self.model(x), self.forget)
+
+
+def test_ou_is_exactly_zero_for_masked_original_and_positive_otherwise():
+    torch.manual_seed(0)
+    model = SmallCNN(10, 1, 8).eval()
+    x = torch.rand(50, 1, 8, 8)
+    assert metrics.ou_eps(model, ForgetMasked(model, [3]), x, [3]) == 0.0
+    assert metrics.ou_eps(model, model, x, [3]) > 0.0  # unmasked original keeps forget mass
+    other = SmallCNN(10, 1, 8).eval()
+    assert metrics.ou_eps(model, other, x, [3], divergence="kl") > 0.0
+
+
+def test_dispersion_loss_detects_collapsed_and_spread_features():
+    y = torch.zeros(20, dtype=torch.long)
+    same = torch.ones(20, 8)
+    assert torch.isclose(metrics.dispersion_loss(same, y, [0]), torch.tensor(1.0))
+    eye = torch.cat([torch.eye(8), -torch.eye(8)])
+    assert metrics.dispersion_loss(eye, torch.zeros(16, dtype=torch.long), [0]) < 0
+    # pairwise formula agrees with the explicit O(n^2) mean over distinct pairs
+    z = torch.randn(9, 4)
+    zn = nn.functional.normalize(z, dim=1)
+    c = zn @ zn.T
+    explicit = (c.sum() - c.diag().sum()) / (9 * 8)
+    assert torch.isclose(metrics.mean_pairwise_cosine(z), explicit, atol=1e-6)

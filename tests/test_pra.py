@@ -1,0 +1,62 @@
+"""PRA: the patched head is nearest-prototype classification; alpha rule; errors."""
+
+import pytest
+import torch
+from torch import nn
+
+from mu_lib import MuError
+from mu_lib.attacks import pra
+
+
+class Identity(nn.Module):
+    def __init__(self, dim, classes):
+        super().__init__()
+        self.head = nn.Linear(dim, classes)
+
+    def embed(self, x):
+        return x
+
+    def forward(self, x):
+        return self.head(x)
+
+
+@pytest.mark.parametrize("form", ["cos", "l2"])
+def test_patched_head_equals_nearest_prototype(form):
+    torch.manual_seed(1)
+    emb = torch.randn(300, 16) + 0.5
+    y = torch.randint(0, 6, (300,))
+    protos = pra.prototypes(emb, y, range(6))
+    w, b = pra.prototype_head(protos, form)
+    head = pra.patched_head(nn.Linear(16, 6), list(range(6)), w, b, alpha=1.0)
+    with torch.no_grad():
+        pred_head = head(emb).argmax(1)
+    assert torch.equal(pred_head, pra.nearest_prototype_predict(emb, protos, form))
+
+
+def test_alpha_zero_keeps_the_unlearned_head_and_bad_alpha_raises():
+    h = nn.Linear(4, 3)
+    w, b = pra.prototype_head(torch.randn(1, 4), "l2")
+    same = pra.patched_head(h, [1], w, b, alpha=0.0)
+    assert torch.allclose(same.weight, h.weight) and torch.allclose(same.bias, h.bias)
+    with pytest.raises(MuError, match=r"alpha must be in \[0, 1\]"):
+        pra.patched_head(h, [1], w, b, alpha=1.5)
+    with pytest.raises(MuError, match="form"):
+        pra.prototype_head(torch.randn(1, 4), "manhattan")
+
+
+def test_sweep_restores_a_hidden_class_and_respects_the_retain_budget():
+    torch.manual_seed(0)
+    centers = torch.randn(4, 8) * 4
+    y = torch.arange(4).repeat_interleave(50)
+    x = centers[y] + torch.randn(200, 8) * 0.3
+    model = Identity(8, 4)
+    with torch.no_grad():  # a head that classifies retained classes well and never predicts class 0
+        model.head.weight.copy_(2 * centers)
+        model.head.bias.copy_(-(centers * centers).sum(1))
+        model.head.bias[0] = -1e4
+    f, r = y == 0, y != 0
+    attack = pra.PRA(model, (x[f], y[f]), (x[r], y[r]), [0])
+    res = attack.sweep(torch.arange(5), "l2", pra.DEFAULT_ALPHAS)
+    assert res.proto_acc_f[0] == 0.0  # alpha 0: the unlearned model
+    assert res.chosen_proto_acc_f > 90.0
+    assert res.chosen_acc_r_star >= res.acc_r - 1.0
