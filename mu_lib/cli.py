@@ -78,7 +78,8 @@ def config_from_args(args) -> object:
 def cmd_run(args) -> int:
     from .experiment import run
 
-    res = run(config_from_args(args))
+    cfg = config_from_args(args)
+    res = run(cfg)
     if args.json:
         print(res.to_json())
     else:

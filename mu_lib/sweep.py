@@ -95,7 +95,7 @@ def grid(
             get_method_class(b)
     overrides = [dict(o) for o in overrides] if overrides else [{}]
     known: set[str] = set()
-    for m, cls in classes.items():
+    for cls in classes.values():
         known |= {f.name for f in fields(cls.Hparams)}
     known |= {"base." + f.name for b in bases if b for f in fields(get_method_class(b).Hparams)}
     for o in overrides:
@@ -146,7 +146,9 @@ def cached_result(cfg: RunConfig) -> Result | None:
     hit = store().get_json("results", result_key(cfg))
     if hit is None:
         return None
-    return Result(hit["config"], hit["metrics"], hit["timings"], hit.get("details", {}), cached=True)
+    return Result(
+        hit["config"], hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
+    )
 
 
 def pending(configs: Iterable[RunConfig]) -> list[RunConfig]:
@@ -377,10 +379,20 @@ def summary_table(results: Sequence[Result]) -> str:
         vals = [f"{m[k]:.4f}" if k.startswith("ou") else f"{m[k]:.2f}" for k in SUMMARY_COLS]
         over = ",".join(f"{k}={v}" for k, v in sorted(c.get("overrides", {}).items()))
         name = c["method"] + (f"[{over}]" if over else "")
-        rows.append([name, c.get("base") or "-", c["dataset"], str(c["seed"]), *vals,
-                     "yes" if r.cached else "no"])
+        rows.append(
+            [
+                name,
+                c.get("base") or "-",
+                c["dataset"],
+                str(c["seed"]),
+                *vals,
+                "yes" if r.cached else "no",
+            ]
+        )
     widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
-    lines = ["  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)) for row in [head, *rows]]
+    lines = [
+        "  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)) for row in [head, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -392,7 +404,9 @@ def _csv(text: str | None) -> list[str] | None:
     return items or None
 
 
-def add_sweep_parser(subparsers, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+def add_sweep_parser(
+    subparsers, fn: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
     """Add ``mu sweep`` to the ``mu`` command's subparsers."""
     p = subparsers.add_parser(
         "sweep",
@@ -403,17 +417,26 @@ def add_sweep_parser(subparsers, fn: Callable[[argparse.Namespace], int]) -> arg
     p.add_argument("--methods", default="spotter", help="comma-separated, e.g. delete,spotter")
     p.add_argument("--seeds", default=None, help="comma-separated (default: the profile's seeds)")
     p.add_argument("--datasets", default=None, help="comma-separated (default: the profile's)")
-    p.add_argument("--bases", default=None,
-                   help="comma-separated bases for spotter; 'none' for plain spotter")
+    p.add_argument(
+        "--bases", default=None, help="comma-separated bases for spotter; 'none' for plain spotter"
+    )
     p.add_argument("--profile", default=None, help="smoke | cpu | paper")
     p.add_argument("--executor", default="local", choices=list(EXECUTORS))
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="hyperparameter override, applied to the methods that have it")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="hyperparameter override, applied to the methods that have it",
+    )
     p.add_argument("--forget-classes", default="0", help="comma-separated, e.g. 3,7")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run")
-    p.add_argument("--gpus-per-task", type=float, default=None,
-                   help="Ray: GPUs per run (default 1 with CUDA, else 0; fractions share a GPU)")
+    p.add_argument(
+        "--gpus-per-task",
+        type=float,
+        default=None,
+        help="Ray: GPUs per run (default 1 with CUDA, else 0; fractions share a GPU)",
+    )
     p.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs per run")
     p.add_argument("--address", default=None, help="Ray: address of a running cluster")
     p.add_argument("--json-out", default=None, metavar="PATH", help="write all results as JSON")
@@ -443,17 +466,31 @@ def cli_sweep(args: argparse.Namespace) -> int:
         device=args.device,
     )
     todo = len(pending(configs))
-    print(f"[mu sweep] {len(configs)} runs, {len(configs) - todo} cached, {todo} to run "
-          f"({args.executor})", flush=True)
+    print(
+        f"[mu sweep] {len(configs)} runs, {len(configs) - todo} cached, {todo} to run "
+        f"({args.executor})",
+        flush=True,
+    )
     t0 = time.perf_counter()
-    results = sweep(configs, args.executor, threads=args.threads, gpus_per_task=args.gpus_per_task,
-                    cpus_per_task=args.cpus_per_task, address=args.address)
+    results = sweep(
+        configs,
+        args.executor,
+        threads=args.threads,
+        gpus_per_task=args.gpus_per_task,
+        cpus_per_task=args.cpus_per_task,
+        address=args.address,
+    )
     print(summary_table(results))
     print(f"[mu sweep] done in {time.perf_counter() - t0:.1f}s; results in {store().root}")
     if args.json_out:
         records = [
-            {"key": result_key(c), "config": r.config, "metrics": r.metrics,
-             "timings": r.timings, "cached": r.cached}
+            {
+                "key": result_key(c),
+                "config": r.config,
+                "metrics": r.metrics,
+                "timings": r.timings,
+                "cached": r.cached,
+            }
             for c, r in zip(configs, results, strict=True)
         ]
         path = Path(args.json_out)

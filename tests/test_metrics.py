@@ -27,7 +27,7 @@ def test_js_symmetric_zero_on_equal_and_bounded():
     # KL is not symmetric in general, and handles exact zeros (0 log 0 = 0)
     assert not torch.allclose(metrics.kl_div(p, q), metrics.kl_div(q, p))
     z = metrics.masked_softmax(torch.randn(4, 5), [0])
-    assert torch.isfinite(metrics.kl_div(z, p)).all()
+    assert torch.isfinite(metrics.kl_div(z, p[:4])).all()
 
 
 class ForgetMasked(nn.Module):
