@@ -29,6 +29,7 @@ class Profile:
     train_per_class: int | None  # cap on training images per class (None: all)
     test_per_class: int | None
     unlearn_epochs: int
+    unlearn_batch: int  # forget examples per unlearning step (methods may override)
     eval_batch: int
     seeds: tuple[int, ...]
     # Evaluation neighbourhood (paper: PGD eps 0.03, step 0.01, 3 steps; Gaussian variance 0.01)
@@ -58,6 +59,7 @@ PROFILES: dict[str, Profile] = {
         train_per_class=None,
         test_per_class=None,
         unlearn_epochs=5,
+        unlearn_batch=32,  # D_f has ~125 digits: 4 steps per epoch instead of 1
         eval_batch=512,
         seeds=(0,),
     ),
@@ -66,13 +68,14 @@ PROFILES: dict[str, Profile] = {
         dataset="fashion-mnist",
         backbone="cnn_small",
         dataset_many="digits",
-        train_epochs=4,
+        train_epochs=8,
         train_lr=0.05,
         train_batch=128,
         train_augment=False,
         train_per_class=1000,
         test_per_class=500,
         unlearn_epochs=10,
+        unlearn_batch=128,
         eval_batch=1024,
         seeds=(0, 1, 2),
     ),
@@ -88,6 +91,7 @@ PROFILES: dict[str, Profile] = {
         train_per_class=None,
         test_per_class=None,
         unlearn_epochs=10,
+        unlearn_batch=128,
         eval_batch=1024,
         seeds=(0, 1, 2),
     ),

@@ -28,16 +28,16 @@ class HParams:
 
     epochs: unlearning epochs over D_f (None: the profile's ``unlearn_epochs``).
     lr, momentum, weight_decay, optimizer: the optimiser (SGD unless said otherwise).
-    batch_size: forget examples per step; retained-data methods draw ``retain_batch`` retained
-        examples per step alongside.
+    batch_size: forget examples per step (None: the profile's ``unlearn_batch``); retained-data
+        methods draw ``retain_batch`` (None: the same) retained examples per step alongside.
     bn_mode: ``eval`` freezes BatchNorm (Spotter, UNSC reference code), ``train`` updates it (the
         DELETE harness's methods).  It moves OU@eps a lot; the book reports both.
     """
 
     epochs: int | None = None
     lr: float = 1e-4
-    batch_size: int = 128
-    retain_batch: int = 128
+    batch_size: int | None = None
+    retain_batch: int | None = None
     momentum: float = 0.9
     weight_decay: float = 5e-4
     optimizer: str = "sgd"
@@ -229,6 +229,13 @@ def make_hparams(
         raise MuError(f"bad hyperparameters for {cls.name}: {err}") from err
     if hp.epochs is None:
         hp.epochs = default_epochs
+    from ..profiles import PROFILES
+
+    default_batch = PROFILES[profile_name].unlearn_batch if profile_name in PROFILES else 128
+    if hp.batch_size is None:
+        hp.batch_size = default_batch
+    if hp.retain_batch is None:
+        hp.retain_batch = hp.batch_size
     for name, f in fields.items():  # coerce CLI strings/ints to the declared numeric type
         v = getattr(hp, name)
         if f.type in ("float", float) and isinstance(v, int) and not isinstance(v, bool):
