@@ -311,7 +311,9 @@ def sweep(
     """Run every configuration not yet in the cache and return all results in input order.
 
     ``executor``: ``local`` (sequential, this process) or ``ray`` (one task per run; uses a
-    running Ray instance, else connects to ``address`` or starts a local one and stops it after).
+    running Ray instance, else connects to ``address`` or starts a local one and stops it after;
+    on a multi-machine cluster the workers must see this process's ``MU_CACHE_DIR`` path, e.g. on
+    a shared filesystem, for a later sweep or chapter to find their results).
     ``gpus_per_task``: None means 1 when CUDA is available, else 0 (fractions share a GPU).
     ``threads``: torch CPU threads per run (default: unchanged locally, ``cpus_per_task`` on Ray).
     Results that were already cached come back with ``cached=True``.
