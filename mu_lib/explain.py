@@ -18,6 +18,7 @@ the 1x1 shortcut convolution inside it, is the last full feature map).  A PRA-pa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -48,9 +49,7 @@ def target_layer(model: nn.Module) -> nn.Module:
     feats = _features(model)
     children = list(feats.children()) or [feats]
     for child in reversed(children):
-        if isinstance(child, nn.Conv2d) or any(
-            isinstance(m, nn.Conv2d) for m in child.modules()
-        ):
+        if isinstance(child, nn.Conv2d) or any(isinstance(m, nn.Conv2d) for m in child.modules()):
             return child
     raise MuError(
         f"no Conv2d inside {type(model).__name__}.features; pass target_layer= explicitly"
@@ -69,6 +68,20 @@ def _check_inputs(x: torch.Tensor, targets) -> torch.Tensor:
             f"{len(t)} targets"
         )
     return t
+
+
+@contextmanager
+def _eval_mode(model: nn.Module):
+    """Eval mode inside, and every submodule's own mode restored after (a PRA-patched wrapper is
+    a fresh module in train mode around a shared model in eval mode: ``model.train(flag)`` would
+    put the shared model's BatchNorm into train mode)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in modes:
+            m.training = flag
 
 
 def _minmax(cam: torch.Tensor) -> torch.Tensor:
@@ -143,16 +156,12 @@ def gradcam(
         raise MuError(f"unknown Grad-CAM backend {backend!r}; choose one of {BACKENDS}")
     t = _check_inputs(x, targets)
     layer = layer if layer is not None else target_layer(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         device = next(model.parameters()).device
         parts = []
         for i in range(0, len(x), batch_size):
             xb, tb = x[i : i + batch_size].to(device), t[i : i + batch_size]
             parts.append(_one_batch(model, layer, xb, tb, backend))
-    finally:
-        model.train(was_training)
     return np.concatenate(parts) if parts else np.zeros((0, *x.shape[-2:]), np.float32)
 
 
@@ -180,7 +189,7 @@ def target_probability(
     maps are min-max scaled per image, so a faint map and a strong one look alike)."""
     t = _check_inputs(x, targets)
     device = next(model.parameters()).device
-    with torch.no_grad():
+    with torch.no_grad(), _eval_mode(model):
         p = torch.softmax(model(x.to(device)).float(), 1)
     return p.gather(1, t.view(-1, 1).to(device)).squeeze(1).cpu().numpy()
 
@@ -237,7 +246,9 @@ def cam_grid(
     n = len(imgs)
     for k, c in cams.items():
         if c.shape != (n, *imgs.shape[-2:]):
-            raise MuError(f"heatmaps for {k!r} have shape {c.shape}, expected {(n, *imgs.shape[-2:])}")
+            raise MuError(
+                f"heatmaps for {k!r} have shape {c.shape}, expected {(n, *imgs.shape[-2:])}"
+            )
     gray = imgs.shape[1] == 1
     shown = imgs[:, 0] if gray else imgs.transpose(0, 2, 3, 1)
     rows = len(cams) + 1

@@ -237,6 +237,10 @@ class FolderDatasetInfo(DatasetInfo):
 
     num_classes = property(_get_num_classes, _set_num_classes)  # type: ignore[assignment]
 
+    def __repr__(self) -> str:  # no folder scan (the folder may be missing)
+        where = self.fixed_root or f"$MU_DATA_DIR/{self.name}"
+        return f"FolderDatasetInfo({self.name!r}, {self.spec}, root={where!r})"
+
     def root(self, root: str | None = None) -> Path:
         """The folder to read: an explicit root, the registered root or ``$MU_DATA_DIR/<name>``."""
         path = Path(root or self.fixed_root or default_root(self.name))
@@ -313,6 +317,36 @@ def export_image_folder(
         mode_img = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
         Image.fromarray(mode_img).save(path)
     return root
+
+
+DIGITS_IDENTITIES = "digits-identities"
+
+
+def register_digits_identities(root: str | Path | None = None, min_images: int = 20) -> str:
+    """scikit-learn's bundled digits (train and test, 1797 images) written once as an identity
+    folder (``root/<digit>/*.png``) and registered under ``digits-identities``: an offline
+    stand-in that runs the face-identity code path (scan, per-identity split, decode) end to end.
+    Returns the dataset name."""
+    from .data import load_raw
+
+    root = Path(root) if root else cache_dir() / "data" / DIGITS_IDENTITIES
+    marker = root / ".complete"
+    if not marker.exists():
+        xs, ys = zip(*(load_raw("digits", t) for t in (True, False)), strict=True)
+        export_image_folder(
+            np.concatenate(xs), np.concatenate(ys), root, [f"id_{c}" for c in range(10)]
+        )
+        marker.write_text("digits exported by mu_lib.folders\n")
+    register_folder_dataset(
+        DIGITS_IDENTITIES,
+        root,
+        layout="identities",
+        size=8,
+        channels=1,
+        min_images=min_images,
+        stands_in_for="CASIA-WebFace (offline stand-in: digits as 10 identities)",
+    )
+    return DIGITS_IDENTITIES
 
 
 TINY_HOW = (

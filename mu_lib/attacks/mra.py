@@ -125,6 +125,7 @@ class MRAResult:
     round_labels: list[torch.Tensor] = field(default_factory=list)
     selected: list[int] = field(default_factory=list)  # selected samples per round
     student: nn.Module | None = None
+    round_calibrated: list[torch.Tensor] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------ pieces
@@ -146,28 +147,44 @@ def fresh_copy(model: nn.Module, seed: int) -> nn.Module:
     return student
 
 
-def class_percentiles(scores: torch.Tensor) -> torch.Tensor:
-    """Rank of every sample within each class column, scaled to (0, 1] (1: most confident)."""
-    n = scores.shape[0]
-    ranks = scores.argsort(0).argsort(0).float() + 1.0
-    return ranks / n
+def prior_offsets(logp: torch.Tensor, iters: int = 50) -> torch.Tensor:
+    """Per-class offsets b with mean_x softmax(logp + b) uniform over classes (prior matching).
+
+    Unlearning pushes a class's scores down on *every* input; public data of a natural
+    distribution holds every class, so re-balancing the model's average prediction there undoes
+    that global shift while keeping the ranking of samples within each class.
+    """
+    c = logp.shape[1]
+    b = torch.zeros(c)
+    for _ in range(iters):
+        marginal = torch.softmax(logp + b, 1).mean(0).clamp_min(1e-12)
+        b = b - torch.log(marginal * c)
+    return b
 
 
 def agreed_selection(
-    logp_teacher: torch.Tensor, logp_student: torch.Tensor, tau: float
+    logp_teacher: torch.Tensor,
+    logp_student: torch.Tensor,
+    tau: float,
+    calibrate: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per class, the samples teacher and student agree on most confidently.
 
-    Each model's log-probabilities are turned into per-class percentiles; a sample's label under
-    a model is the class where it ranks highest.  Samples whose two labels agree are candidates;
-    per class the ``ceil(tau * N / C)`` candidates with the highest lower percentile of the two
-    models are kept.  Returns (indices into the pool, their labels).
+    Each model's log-probabilities are shifted by prior-matching offsets (computed on the rows
+    ``calibrate`` selects, e.g. the public part of the pool; default all rows).  A sample is a
+    candidate for class k when both models' shifted argmax is k; per class the
+    ``ceil(tau * N / C)`` candidates with the highest lower confidence of the two are kept.
+    Returns (indices into the pool, their labels).
     """
     n, c = logp_teacher.shape
     quota = max(1, math.ceil(tau * n / c))
-    rt, rs = class_percentiles(logp_teacher), class_percentiles(logp_student)
-    lab_t, lab_s = rt.argmax(1), rs.argmax(1)
-    score = torch.minimum(rt, rs)
+    probs = []
+    for logp in (logp_teacher, logp_student):
+        ref = logp if calibrate is None else logp[calibrate]
+        probs.append(torch.softmax(logp + prior_offsets(ref), 1))
+    pt, ps = probs
+    lab_t, lab_s = pt.argmax(1), ps.argmax(1)
+    score = torch.minimum(pt, ps)
     idx_all, lab_all = [], []
     for k in range(c):
         cand = torch.nonzero((lab_t == k) & (lab_s == k)).flatten()
@@ -187,6 +204,7 @@ def _distill(
     pool: torch.Tensor,
     epochs: int,
     teacher_weight: float,
+    offsets: torch.Tensor | None,
     hp: MRAHparams,
     g: torch.Generator,
     rng: np.random.Generator,
@@ -209,7 +227,10 @@ def _distill(
 
     def loss_fn(xb: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            target = torch.softmax(teacher(xb).float() / t, 1)
+            zt = teacher(xb).float()
+            if offsets is not None:
+                zt = torch.log_softmax(zt, 1) + offsets
+            target = torch.softmax(zt / t, 1)
         logits = student(xb).float()
         log_q = torch.log_softmax(logits / t, 1)
         if teacher_weight < 1:
@@ -246,10 +267,21 @@ def _finetune(
         )
 
     opt = make_optimizer(model.parameters(), lr)
-    fit(model, make_batches, loss_fn, opt, hp.finetune_epochs, device=device, bn_mode=bn_mode, desc=desc)
+    fit(
+        model,
+        make_batches,
+        loss_fn,
+        opt,
+        hp.finetune_epochs,
+        device=device,
+        bn_mode=bn_mode,
+        desc=desc,
+    )
 
 
-def _check_inputs(model: nn.Module, x_forgotten: torch.Tensor, x_public: torch.Tensor, num_classes: int) -> None:
+def _check_inputs(
+    model: nn.Module, x_forgotten: torch.Tensor, x_public: torch.Tensor, num_classes: int
+) -> None:
     check_classifier(model)
     if x_forgotten is None or len(x_forgotten) == 0:
         raise MuError(
@@ -303,35 +335,46 @@ def membership_recall(
     def labels_of(model: nn.Module) -> torch.Tensor:
         return predict_logits(model, pool[:nf]).argmax(1)
 
-    if True:
-        teacher_labels = labels_of(teacher)
-        res = MRAResult(labels=teacher_labels, distill_labels=teacher_labels, teacher_labels=teacher_labels)
-        for r in progress(range(hp.rounds), desc=f"mra:{hp.setting}"):
-            first = r == 0
-            _distill(
-                student,
-                teacher,
-                pool,
-                hp.distill_epochs if first else hp.redistill_epochs,
-                1.0 if first else hp.teacher_weight,
-                hp,
-                g,
-                rng,
-                device,
-                desc=f"mra-distil{r}",
-            )
-            if first:
-                res.distill_labels = labels_of(student)
-            logp_t = torch.log_softmax(predict_logits(teacher, pool) / hp.temperature, 1)
-            logp_s = torch.log_softmax(predict_logits(student, pool) / hp.temperature, 1)
-            idx, lab = agreed_selection(logp_t, logp_s, hp.tau)
-            res.selected.append(len(idx))
-            if len(idx):
-                xs, ys = pool[idx.to(pool.device)], lab.to(pool.device)
-                _finetune(student, xs, ys, hp.finetune_lr, "train", hp, g, device, f"mra-ft{r}")
-                if white:
-                    _finetune(teacher, xs, ys, hp.teacher_lr, "eval", hp, g, device, f"mra-teacher{r}")
-            res.round_labels.append(labels_of(student))
-        res.labels = res.round_labels[-1]
-        res.student = student
-        return res
+    public = torch.arange(nf, len(pool)) if len(pool) > nf else None
+
+    def logp_of(model: nn.Module) -> torch.Tensor:
+        return torch.log_softmax(predict_logits(model, pool), 1)
+
+    teacher_labels = labels_of(teacher)
+    res = MRAResult(teacher_labels, teacher_labels, teacher_labels)
+    # 1. plain knowledge distillation from the unlearned model (also the ablation's end point)
+    _distill(student, teacher, pool, hp.distill_epochs, 1.0, None, hp, g, rng, device, "mra-kd")
+    res.distill_labels = labels_of(student)
+    # 2. learning with noisy labels: prior-matched teacher, agreement selection, fine-tuning
+    offsets = None
+    for r in progress(range(hp.rounds), desc=f"mra:{hp.setting}"):
+        logp_t = logp_of(teacher)
+        if offsets is None or white:  # a fine-tuned teacher needs new offsets
+            offsets = prior_offsets(logp_t if public is None else logp_t[public]).to(device)
+        _distill(
+            student,
+            teacher,
+            pool,
+            hp.redistill_epochs,
+            hp.teacher_weight,
+            offsets,
+            hp,
+            g,
+            rng,
+            device,
+            f"mra-distil{r}",
+        )
+        idx, lab = agreed_selection(logp_t, logp_of(student), hp.tau, public)
+        res.selected.append(len(idx))
+        if len(idx):
+            xs, ys = pool[idx.to(pool.device)], lab.to(pool.device)
+            _finetune(student, xs, ys, hp.finetune_lr, "train", hp, g, device, f"mra-ft{r}")
+            if white:
+                _finetune(teacher, xs, ys, hp.teacher_lr, "eval", hp, g, device, f"mra-teacher{r}")
+        res.round_labels.append(labels_of(student))
+        lps = logp_of(student)
+        cal = lps + prior_offsets(lps if public is None else lps[public])
+        res.round_calibrated.append(cal[:nf].argmax(1))
+    res.labels = res.round_labels[-1]
+    res.student = student
+    return res

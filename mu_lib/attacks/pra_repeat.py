@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .. import MuError
-from .pra import DEFAULT_ALPHAS, PRA, FORMS, PRAResult, check_alpha, prototype_head
+from .pra import DEFAULT_ALPHAS, FORMS, PRA, PRAResult, check_alpha, prototype_head
 
 PAPER_SHOTS: tuple[int, ...] = (1, 5, 10, 100)
 
@@ -46,6 +46,11 @@ def draw_shots(
     return torch.cat(cols, 1)
 
 
+def _mix(alpha: float, zp_i: torch.Tensor, zf_i: torch.Tensor) -> torch.Tensor:
+    """The patched forget logit, with the very expression of ``PRA._acc`` (bit-identical)."""
+    return alpha * zp_i + (1 - alpha) * zf_i
+
+
 def _batched_accuracy(
     z: torch.Tensor,
     zp: torch.Tensor,
@@ -53,34 +58,56 @@ def _batched_accuracy(
     forget_classes: Sequence[int],
     alphas: Sequence[float],
 ) -> torch.Tensor:
-    """Accuracy (R, A) of the patched heads: like ``PRA._acc`` for R prototype sets at once.
+    """Accuracy (R, A) of the patched heads: ``PRA._acc`` for R prototype sets at once.
 
     z: (N, C) unlearned logits; zp: (R, N, F) prototype logits for the F forget classes.
-    Only the forget columns change, so the best retained column is computed once; the
-    prediction is the first index attaining the maximum, as ``argmax`` returns.
+    Only the forget columns change, so the best retained column is found once.  An example is
+    correct when its label is the first index attaining the maximum (``argmax``'s rule): a
+    retained example needs its label to be the best retained column and to beat every patched
+    forget column (ties go to the lower index); a forget example needs its patched column to
+    beat the best retained column and the other forget columns in the same way.  Only these
+    comparisons are computed, on the examples that can be right at all.
     """
     n, c = z.shape
-    fc = torch.tensor(list(forget_classes))
-    keep = torch.tensor([i for i in range(c) if i not in set(forget_classes)], dtype=torch.long)
-    none = torch.full((), c, dtype=torch.long)
+    fc = list(forget_classes)
+    fset = set(fc)
+    keep = torch.tensor([i for i in range(c) if i not in fset], dtype=torch.long)
     if len(keep):
-        zk = z[:, keep]
-        jk = zk.argmax(1)
-        v = zk.gather(1, jk[:, None]).squeeze(1)  # (N,)
-        j = keep[jk]
+        j = keep[z[:, keep].argmax(1)]  # (N,) best retained class
+        v = z.gather(1, j[:, None]).squeeze(1)  # (N,) its logit
     else:
+        j = torch.full((n,), c, dtype=torch.long)
         v = torch.full((n,), -float("inf"))
-        j = none.expand(n)
-    zf = z[:, fc]  # (N, F)
-    out = torch.empty(zp.shape[0], len(alphas))
+    is_f = torch.isin(y, torch.tensor(fc, dtype=y.dtype))
+    rs = torch.nonzero(~is_f & (j == y)).flatten()  # retained examples that can be right
+    fs = torch.nonzero(is_f).flatten()
+    zp_r = zp[:, rs].permute(2, 0, 1).contiguous()  # (F, R, n_r)
+    zp_f = zp[:, fs].permute(2, 0, 1).contiguous()  # (F, R, n_f)
+    zf = z[:, fc].T.contiguous()  # (F, N)
+    zf_r, v_r, y_r = zf[:, rs], v[rs], y[rs]
+    zf_f, v_f, y_f, j_f = zf[:, fs], v[fs], y[fs], j[fs]
+    lows = [y_r < f if bool((y_r < f).any()) else None for f in fc]
+    own = torch.tensor([fc.index(int(t)) for t in y[fs]], dtype=torch.long)  # column of own class
+    counts = torch.zeros(zp.shape[0], len(alphas), dtype=torch.long)
     for a_i, alpha in enumerate(alphas):
-        m = alpha * zp + (1 - alpha) * zf  # (R, N, F), the expression of PRA._acc
-        top = torch.maximum(m.max(-1).values, v)  # (R, N)
-        pick_f = torch.where(m == top[..., None], fc, none).min(-1).values
-        pick_r = torch.where(v == top, j, none)
-        pred = torch.minimum(pick_f, pick_r)
-        out[:, a_i] = 100.0 * (pred == y).float().mean(1)
-    return out
+        if len(rs):
+            ok = None
+            for i in range(len(fc)):
+                m = _mix(alpha, zp_r[i], zf_r[i])
+                win = m < v_r
+                if lows[i] is not None:
+                    win |= (m == v_r) & lows[i]
+                ok = win if ok is None else ok & win
+            counts[:, a_i] += ok.sum(1)
+        if len(fs):
+            m = torch.stack([_mix(alpha, zp_f[i], zf_f[i]) for i in range(len(fc))])
+            my = m.gather(0, own.view(1, 1, -1).expand(1, m.shape[1], -1)).squeeze(0)
+            win = (my > v_f) | ((my == v_f) & (y_f < j_f))
+            for i, f in enumerate(fc if len(fc) > 1 else []):  # other forget columns
+                win &= (own == i) | (m[i] < my) | ((m[i] == my) & (y_f < f))
+            counts[:, a_i] += win.sum(1)
+    # float32 accuracy, then x100 in double: bit-for-bit ``100.0 * float(mean)`` of PRA._acc
+    return (counts.float() / n).double() * 100.0
 
 
 class _Replay(PRA):
@@ -98,8 +125,9 @@ class _Replay(PRA):
         return self._curves
 
 
+@torch.no_grad()
 def batched_curves(
-    attack: PRA, shots: torch.Tensor, form: str, alphas: Sequence[float], chunk: int = 20_000_000
+    attack: PRA, shots: torch.Tensor, form: str, alphas: Sequence[float], chunk: int = 2_000_000
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Proto-Acc_f and Acc*_r curves (R, A) for R shot sets (rows of ``shots``)."""
     if form not in FORMS:

@@ -1,6 +1,17 @@
 """Unlearning methods: one registry (``METHODS``), one shared loop (``run_unlearning``)."""
 
-from . import simple, spotter  # noqa: F401  (register the methods)
+from . import (  # noqa: F401  (register the methods)
+    boundary,
+    fisher,
+    l2ul,
+    neggrad,
+    random_label,
+    salun,
+    scrub,
+    simple,
+    spotter,
+    unsc,
+)
 from .base import (
     METHODS,
     Batch,

@@ -20,6 +20,7 @@ from .. import MuError
 from ..perturb import fgsm
 from .base import Batch, Context, HParams, Method, register
 from .helpers import logits_of
+from .losses import best_other_class
 
 
 @dataclass
@@ -32,42 +33,56 @@ class BoundaryShrinkHparams(HParams):
     lr: 1e-5 on ``paper`` (the reference code's setting for CIFAR); ``cpu`` / ``smoke`` take the
         value chosen by ``benchmarks/select_lr.py`` (see ``profile_defaults``).
     bn_mode: ``train``, as in the DELETE benchmark harness.
+    relabel: ``nearest`` (default) takes, for every attacked example, the original's highest-
+        scoring *retained* class, i.e. its nearest wrong class.  Wherever the attack crosses into
+        a retained class this is exactly the original's prediction, as in the reference code;
+        it differs only where the attack stays inside a forget class.  On CIFAR an l-inf step of
+        0.1 crosses almost always, but our stand-in models (8x8 digits, Fashion-MNIST) are far
+        more robust to it: with ``prediction`` (the reference code's literal rule) most forget
+        examples keep their own label and the method does not forget at any learning rate.
 
     The relabelling is computed once, in ``prepare``, from the frozen original (the attack has no
-    random start, so recomputing it per step would give the same labels).  Where the attack does
-    not leave the forget class the label stays the forget class, as in the reference code: those
-    examples are not pushed anywhere (``ctx.state['shrink_unflipped']`` records their share).
+    random start, so recomputing it per step would give the same labels);
+    ``ctx.state['shrink_crossed']`` records the share of forget examples the attack moved out of
+    the forget classes.
     """
 
     lr: float = 1e-5
     bn_mode: str = "train"
     bound: float = 0.1
+    relabel: str = "nearest"
 
     def validate(self) -> None:
         super().validate()
         if self.bound <= 0:
             raise MuError(f"bound must be > 0, got {self.bound}")
+        if self.relabel not in ("nearest", "prediction"):
+            raise MuError(f"relabel must be 'nearest' or 'prediction', got {self.relabel!r}")
 
 
 @register
 class BoundaryShrink(Method):
-    """Fine-tune D_f towards the original's prediction on its FGSM neighbour (forget data only)."""
+    """Fine-tune D_f towards the original's nearest other class on its FGSM neighbour (forget data
+    only)."""
 
     name = "boundary_shrink"
-    summary = "relabel D_f to the original's prediction on a one-step attack, fine-tune (forget data only)"
+    summary = "relabel D_f to the original's nearest other class on a one-step attack, fine-tune (forget data only)"
     source = "Chen et al., Boundary Unlearning: Rapid Forgetting of Deep Networks via Shifting the Decision Boundary, CVPR 2023"
     Hparams = BoundaryShrinkHparams
-    # Rule (benchmarks/select_lr.py): the smallest lr of {1e-4, 1e-3, 1e-2, 1e-1} that brings
-    # Acc_f below 5% within the profile's unlearning epochs (seed 0).
-    profile_defaults = {"cpu": {"lr": 1e-2}, "smoke": {"lr": 1e-2}}
+    # Rule (benchmarks/select_lr.py): the smallest lr of {1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1}
+    # that brings Acc_f below 5% within the profile's unlearning epochs (seed 0).
+    profile_defaults = {"cpu": {"lr": 1e-2}, "smoke": {"lr": 1e-3}}
 
     def prepare(self, ctx: Context) -> None:
         xf, yf = ctx.forget
         x_adv = fgsm(ctx.original, xf, yf, eps=self.hp.bound, device=ctx.device).to(xf.device)
-        labels = logits_of(ctx.original, x_adv).argmax(1)
-        ctx.state["shrink_labels"] = labels
-        stay = torch.isin(labels, torch.tensor(ctx.forget_classes, device=labels.device))
-        ctx.state["shrink_unflipped"] = float(stay.float().mean())
+        logits = logits_of(ctx.original, x_adv)
+        pred = logits.argmax(1)
+        crossed = ~torch.isin(pred, torch.tensor(ctx.forget_classes, device=pred.device))
+        ctx.state["shrink_crossed"] = float(crossed.float().mean())
+        if self.hp.relabel == "nearest":
+            pred = best_other_class(logits, ctx.forget_classes)
+        ctx.state["shrink_labels"] = pred
 
     def loss(self, ctx: Context, batch: Batch) -> torch.Tensor:
         target = ctx.state["shrink_labels"][batch.idx]
@@ -104,9 +119,9 @@ class BoundaryExpand(Method):
     summary = "train D_f towards an extra shadow class, then prune it (forget data only)"
     source = "Chen et al., Boundary Unlearning: Rapid Forgetting of Deep Networks via Shifting the Decision Boundary, CVPR 2023"
     Hparams = BoundaryExpandHparams
-    # Rule (benchmarks/select_lr.py): the smallest lr of {1e-4, 1e-3, 1e-2, 1e-1} that brings
-    # Acc_f below 5% within the profile's unlearning epochs (seed 0).
-    profile_defaults = {"cpu": {"lr": 1e-2}, "smoke": {"lr": 1e-2}}
+    # Rule (benchmarks/select_lr.py): the smallest lr of {1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1}
+    # that brings Acc_f below 5% within the profile's unlearning epochs (seed 0).
+    profile_defaults = {"cpu": {"lr": 1e-2}, "smoke": {"lr": 3e-3, "epochs": 10}}
 
     def prepare(self, ctx: Context) -> None:
         head = ctx.model.head

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .. import MuError
 from ..data import batches
 
 
@@ -66,3 +67,10 @@ def accumulate_grads(
         per_batch({n: p.grad for n, p in params.items() if p.grad is not None}, len(idx))
     model.zero_grad(set_to_none=True)
     model.train(was)
+
+
+def require_retain(name: str, ctx) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ctx.retain``, or the loop's error when a retained-data method was given none."""
+    if ctx.retain is None:
+        raise MuError(f"{name} uses retained data but none was provided")
+    return ctx.retain
