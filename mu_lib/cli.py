@@ -42,7 +42,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--k", type=int, default=None, help="PRA shots per forget class")
-    p.add_argument("--pra-form", default="l2", choices=["cos", "l2"])
+    p.add_argument("--pra-form", default="cos", choices=["cos", "l2"], help="prototype form (paper: cos)")
     p.add_argument(
         "--alphas", default=None, help="PRA alpha grid, comma-separated values in [0, 1]"
     )

@@ -40,7 +40,7 @@ class RunConfig:
     device: str = "auto"
     backbone: str | None = None  # None: the profile's backbone
     pra_k: int | None = None  # None: the profile's pra_shots
-    pra_form: str = "l2"
+    pra_form: str = "cos"  # the paper derives prototype weights with cosine similarity (Sec. 5.1)
     alphas: tuple[float, ...] = DEFAULT_ALPHAS
     eval_eps: float | None = None  # None: the profile's pgd_eps
 

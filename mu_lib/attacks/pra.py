@@ -151,7 +151,7 @@ class PRA:
     def sweep(
         self,
         shot_idx: torch.Tensor,
-        form: str = "l2",
+        form: str = "cos",
         alphas: Sequence[float] = DEFAULT_ALPHAS,
         tolerance: float = 1.0,
     ) -> PRAResult:

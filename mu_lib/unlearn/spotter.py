@@ -31,6 +31,9 @@ class SpotterHparams(HParams):
         accuracy (lr 1e-3 on smoke: Acc_r 68%).  With a base method, ``lr`` None takes the base's
         learning rate.
     bn_mode: ``eval`` (frozen BatchNorm), as in the authors' notebook.
+    batch_size: on ``cpu`` 32, so that 10 epochs over the 1,000 forget images take 320 steps, close
+        to the ~400 steps of the paper's setting (5,000 CIFAR-10 images, batch 128).  With batch 128
+        (80 steps) forgetting class 7 of Fashion-MNIST cost 12 points of Acc_rt; with 32 it cost 0.4.
     """
 
     lr: float | None = None  # type: ignore[assignment]
@@ -65,6 +68,7 @@ class Spotter(Method):
     )
     Hparams = SpotterHparams
     accepts_base = True
+    profile_defaults = {"cpu": {"batch_size": 32}}
 
     def __init__(self, hp: SpotterHparams, base: Method | None = None):
         super().__init__(hp)
