@@ -155,6 +155,19 @@ def test_unknown_or_bad_hyperparameter_raises(name):
         build(name, {"bn_mode": "sometimes"})
 
 
+def test_method_specific_values_are_checked():
+    for name, bad in [
+        ("fisher", {"epochs": 3}),
+        ("salun", {"keep": 0.0}),
+        ("unsc", {"energy": 1.5}),
+        ("boundary_shrink", {"relabel": "closest"}),
+        ("l2ul", {"adv_eps": -1.0}),
+        ("scrub", {"temperature": 0.0}),
+    ]:
+        with pytest.raises(MuError):
+            build(name, bad)
+
+
 # Spotter on top of a base runs at the base's learning rate (Spotter's ``lr`` None, its default).
 PLUG = ("salun", "delete", "unsc")
 

@@ -184,7 +184,11 @@ def agreed_selection(
         probs.append(torch.softmax(logp + prior_offsets(ref), 1))
     pt, ps = probs
     lab_t, lab_s = pt.argmax(1), ps.argmax(1)
-    score = torch.minimum(pt, ps)
+    def margin(p: torch.Tensor) -> torch.Tensor:  # top-1 minus every other class
+        top2 = p.topk(2, 1).values
+        return p - torch.where(p == top2[:, :1], top2[:, 1:], top2[:, :1])
+
+    score = torch.minimum(margin(pt), margin(ps))
     idx_all, lab_all = [], []
     for k in range(c):
         cand = torch.nonzero((lab_t == k) & (lab_s == k)).flatten()
@@ -343,10 +347,14 @@ def membership_recall(
     teacher_labels = labels_of(teacher)
     res = MRAResult(teacher_labels, teacher_labels, teacher_labels)
     # 1. plain knowledge distillation from the unlearned model (also the ablation's end point)
-    _distill(student, teacher, pool, hp.distill_epochs, 1.0, None, hp, g, rng, device, "mra-kd")
+    import os
+    offsets = None
+    if os.environ.get("MRA_CALKD"):
+        lt0 = logp_of(teacher)
+        offsets = prior_offsets(lt0 if public is None else lt0[public]).to(device)
+    _distill(student, teacher, pool, hp.distill_epochs, 1.0, offsets, hp, g, rng, device, "mra-kd")
     res.distill_labels = labels_of(student)
     # 2. learning with noisy labels: prior-matched teacher, agreement selection, fine-tuning
-    offsets = None
     for r in progress(range(hp.rounds), desc=f"mra:{hp.setting}"):
         logp_t = logp_of(teacher)
         if offsets is None or white:  # a fine-tuned teacher needs new offsets
@@ -365,6 +373,10 @@ def membership_recall(
             f"mra-distil{r}",
         )
         idx, lab = agreed_selection(logp_t, logp_of(student), hp.tau, public)
+        import os
+        if os.environ.get("MRA_PUBONLY") and public is not None:
+            keep = idx >= nf
+            idx, lab = idx[keep], lab[keep]
         res.selected.append(len(idx))
         if len(idx):
             xs, ys = pool[idx.to(pool.device)], lab.to(pool.device)
