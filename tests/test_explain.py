@@ -109,3 +109,13 @@ def test_probability_and_grid(cnn, images):
     assert len(fig.axes) == 3 * 5
     with pytest.raises(MuError, match="shape"):
         cam_grid(images[:2], cams)
+
+
+def test_fallback_when_package_is_missing(cnn, images, monkeypatch):
+    import sys
+
+    ref = gradcam(cnn, images, 3, backend="hooks")
+    monkeypatch.setitem(sys.modules, "pytorch_grad_cam", None)  # import now raises ImportError
+    assert np.allclose(gradcam(cnn, images, 3), ref)  # auto: falls back to the hooks
+    with pytest.raises(MuError, match="grad-cam"):
+        gradcam(cnn, images, 3, backend="package")

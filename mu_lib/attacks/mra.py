@@ -6,24 +6,25 @@ forgotten samples *without labels* and unlabelled public data from the same dist
 never sees the original model, the retained set or any label.  ``membership_recall`` enforces
 this by its signature: it takes exactly those inputs plus hyperparameters, nothing else.
 
-The attack treats the unlearned model as a noisy labeller (learning with noisy labels):
+The source is an abstract only, so the steps below are our reading of it.  The unlearned model
+(the teacher) is treated as a *noisy labeller*, and recovering the labels as learning with
+noisy labels (LNL):
 
-1. **Distil** a fresh student of the same architecture from the unlearned model (the teacher)
-   on mixup-augmented pool images (forgotten + public).  After the first round the soft
-   targets mix teacher and student predictions, so what the student has already recovered is
-   not washed out again by the teacher.
-2. **Select**: per class, the samples that teacher and student agree on most confidently.
-   Scores are ranked within each class (percentiles) before comparing classes, so a class whose
-   logit the unlearning pushed down everywhere still gets its share of the pool: about
-   ``tau * N / C`` samples per class (N pool size, C classes).  This class-balance prior is what
-   lets a suppressed class come back.
-3. **Fine-tune** the student on the selected samples with their agreed labels (label
-   smoothing); in the ``white_box`` setting the teacher (a copy) is fine-tuned the same way, so
-   its later soft targets carry the recovered classes too.
+1. **Distil** a fresh student of the same architecture from the teacher's soft outputs on
+   mixup-augmented pool images (forgotten + public).  On its own this copies the teacher's
+   mistakes: ``MRAResult.distill_labels`` is this plain-distillation ablation.
+2. **Prior matching.**  Unlearning a class pushes its logit down on every input.  Public data
+   of a natural distribution contains every class, so per-class offsets that make the teacher's
+   average prediction on the public part uniform undo that global shift while keeping how the
+   teacher ranks samples within each class (``prior_offsets``).
+3. Each round: **re-distil** towards the prior-matched teacher (from the second round on the
+   soft targets mix in the student's own prediction, so what it recovered is not washed out);
+   **select**, per class, the samples teacher and student agree on most confidently
+   (``agreed_selection``); **fine-tune** the student on them with label smoothing.  In the
+   ``white_box`` setting a copy of the teacher is fine-tuned on them too, and its new
+   predictions drive the next round.
 
-Rounds of distil / select / fine-tune repeat.  The recovered labels are the final student's
-predictions on the forgotten samples.  ``distill_labels`` (the student after the first
-distillation, before any selection) is the plain-distillation ablation.
+The recovered labels are the final student's predictions on the forgotten samples.
 
 Every optimisation goes through ``mu_lib.train.fit``.
 """
@@ -50,51 +51,66 @@ SETTINGS = ("query_only", "white_box")
 
 @dataclass
 class MRAHparams:
-    """Hyperparameters of the Membership Recall Attack (defaults tuned on ``smoke``/``cpu``).
+    """Hyperparameters of the Membership Recall Attack (defaults chosen on ``cpu``; see the
+    chapter x1_membership_recall for how).
 
     setting: ``query_only`` (teacher fixed, only queried) or ``white_box`` (a copy of the
         teacher is fine-tuned on the selected samples too).
-    rounds: outer rounds of distil / select / fine-tune (>= 1).
-    distill_epochs: epochs of the first distillation of the fresh student over the pool.
-    redistill_epochs: distillation epochs at the start of every later round.
+    rounds: rounds of re-distil / select / fine-tune after the plain distillation (>= 1).
+    distill_epochs: epochs of the plain distillation of the fresh student over the pool.
+    redistill_epochs: epochs of the prior-matched re-distillation at the start of each round.
     finetune_epochs: epochs of fine-tuning on the selected samples per round.
     temperature: distillation temperature (softens the teacher so its ranking of the
         non-argmax classes, where the forgotten class hides, reaches the student).
     mixup_alpha: Beta(alpha, alpha) mixing weight of mixup; 0 disables mixup.
-    teacher_weight: share of the teacher in the soft targets after the first round (the rest is
-        the student's own detached prediction); the first round uses the teacher only, since a
-        fresh student's predictions carry no information.
-    tau: fraction of N / C samples selected per class, in (0, 1].
+    teacher_weight: share of the teacher in the soft targets from the second round on (the rest
+        is the student's own prediction); the first round uses the teacher only, since the
+        student then still carries the teacher's suppression of the forgotten class.
+    prior_matching: shift teacher and student by prior-matching offsets fitted on the public
+        data (False: raw outputs everywhere, the design without a class prior).
+    tau: fraction, in (0, 1], of the samples that teacher and student both assign to a class
+        that is kept for fine-tuning (the most confident ones).  On a class-balanced pool this
+        is ``tau * N / C`` per class; our pool is dominated by the forgotten samples, and equal
+        quotas then fill the other classes with forgotten samples the models are confidently
+        wrong about.
     label_smoothing: label smoothing of the fine-tuning cross-entropy.
-    lr, finetune_lr: SGD learning rates of distillation and fine-tuning (momentum 0.9).
-    teacher_lr: white-box fine-tuning learning rate of the teacher copy.
-    batch_size: images per step.
+    lr, finetune_lr: SGD learning rates (momentum 0.9, per-step cosine decay) of the student's
+        distillation and fine-tuning.
+    teacher_lr: white-box fine-tuning learning rate of the teacher copy (smaller: it is already
+        trained, and a large step on the class-skewed selection collapses it onto one class).
+    batch_size: images per step (small batches: the student trains from scratch in few epochs).
     seed: initialisation of the student, batch order and mixup draws.
     """
 
     setting: str = "query_only"
-    rounds: int = 3
-    distill_epochs: int = 6
+    rounds: int = 2
+    distill_epochs: int = 3
     redistill_epochs: int = 1
     finetune_epochs: int = 2
     temperature: float = 2.0
     mixup_alpha: float = 0.4
     teacher_weight: float = 0.7
+    prior_matching: bool = True
     tau: float = 0.5
     label_smoothing: float = 0.1
     lr: float = 0.05
     finetune_lr: float = 0.01
-    teacher_lr: float = 0.01
-    batch_size: int = 128
+    teacher_lr: float = 0.002
+    batch_size: int = 32
     seed: int = 0
 
     def validate(self) -> None:
         if self.setting not in SETTINGS:
-            raise MuError(f"unknown MRA setting {self.setting!r}; choose one of {SETTINGS}")
-        if not (isinstance(self.tau, int | float) and 0 < self.tau <= 1):
             raise MuError(
-                f"tau={self.tau!r} is not in (0, 1]; it is the fraction of N/C samples selected "
-                "per class, e.g. tau=0.5"
+                f"unknown MRA setting {self.setting!r}; choose one of {SETTINGS} "
+                "(e.g. MRAHparams(setting='white_box'))"
+            )
+        if isinstance(self.tau, bool) or not isinstance(self.tau, int | float):
+            raise MuError(f"tau must be a number in (0, 1], got {self.tau!r}; e.g. tau=0.5")
+        if not 0 < self.tau <= 1:
+            raise MuError(
+                f"tau={self.tau} is not in (0, 1]: it is the fraction of each class's agreed "
+                "samples kept for fine-tuning; use e.g. tau=0.5"
             )
         for name in ("rounds", "batch_size"):
             if getattr(self, name) < 1:
@@ -110,6 +126,9 @@ class MRAHparams:
             raise MuError(f"teacher_weight must be in [0, 1], got {self.teacher_weight}")
         if not 0 <= self.label_smoothing < 1:
             raise MuError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        for name in ("lr", "finetune_lr", "teacher_lr"):
+            if getattr(self, name) <= 0:
+                raise MuError(f"{name} must be > 0, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -117,24 +136,23 @@ class MRAHparams:
 
 @dataclass
 class MRAResult:
-    """What the attacker ends with: a label per forgotten sample (and the per-round trail)."""
+    """What the attacker ends with: a label per forgotten sample, and the trail to it."""
 
     labels: torch.Tensor  # recovered labels of the forgotten samples (final student)
-    distill_labels: torch.Tensor  # plain-distillation ablation (student after round 1's distil)
+    distill_labels: torch.Tensor  # plain-distillation ablation (student before any round)
     teacher_labels: torch.Tensor  # the unlearned model's own predictions
-    round_labels: list[torch.Tensor] = field(default_factory=list)
-    selected: list[int] = field(default_factory=list)  # selected samples per round
+    round_labels: list[torch.Tensor] = field(default_factory=list)  # student after each round
+    selected: list[int] = field(default_factory=list)  # fine-tuning set size per round
     student: nn.Module | None = None
-    round_calibrated: list[torch.Tensor] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------ pieces
 
 
 def fresh_copy(model: nn.Module, seed: int) -> nn.Module:
-    """A re-initialised model of the same architecture (deepcopy, then ``reset_parameters`` on
-    every layer under ``seed``): works for any registered backbone without knowing its name.
-    Fixed buffers (the input normalisation constants) are kept; BatchNorm statistics reset."""
+    """A re-initialised model of the same architecture: deepcopy, then ``reset_parameters`` on
+    every layer under ``seed``.  Works for any backbone without knowing its registry name; fixed
+    buffers (the input normalisation) are kept, BatchNorm statistics reset."""
     student = copy.deepcopy(model)
     torch.manual_seed(seed)
     for m in student.modules():
@@ -148,58 +166,55 @@ def fresh_copy(model: nn.Module, seed: int) -> nn.Module:
 
 
 def prior_offsets(logp: torch.Tensor, iters: int = 50) -> torch.Tensor:
-    """Per-class offsets b with mean_x softmax(logp + b) uniform over classes (prior matching).
+    """Per-class offsets b such that mean_x softmax(logp + b) is uniform (prior matching).
 
-    Unlearning pushes a class's scores down on *every* input; public data of a natural
-    distribution holds every class, so re-balancing the model's average prediction there undoes
-    that global shift while keeping the ranking of samples within each class.
+    A fixed-point iteration: divide each class's probability by its average, renormalise.
     """
     c = logp.shape[1]
     b = torch.zeros(c)
     for _ in range(iters):
-        marginal = torch.softmax(logp + b, 1).mean(0).clamp_min(1e-12)
+        marginal = torch.softmax(logp.float() + b, 1).mean(0).clamp_min(1e-12)
         b = b - torch.log(marginal * c)
     return b
 
 
 def agreed_selection(
-    logp_teacher: torch.Tensor,
-    logp_student: torch.Tensor,
-    tau: float,
-    calibrate: torch.Tensor | None = None,
+    prob_teacher: torch.Tensor, prob_student: torch.Tensor, tau: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per class, the samples teacher and student agree on most confidently.
 
-    Each model's log-probabilities are shifted by prior-matching offsets (computed on the rows
-    ``calibrate`` selects, e.g. the public part of the pool; default all rows).  A sample is a
-    candidate for class k when both models' shifted argmax is k; per class the
-    ``ceil(tau * N / C)`` candidates with the highest lower confidence of the two are kept.
-    Returns (indices into the pool, their labels).
+    A sample is a candidate for class k when both models' argmax is k; per class the
+    ``ceil(tau * n_k)`` candidates (n_k of them) with the highest lower probability of the two
+    are kept.  Returns (indices into the rows, their labels).
     """
-    n, c = logp_teacher.shape
-    quota = max(1, math.ceil(tau * n / c))
-    probs = []
-    for logp in (logp_teacher, logp_student):
-        ref = logp if calibrate is None else logp[calibrate]
-        probs.append(torch.softmax(logp + prior_offsets(ref), 1))
-    pt, ps = probs
-    lab_t, lab_s = pt.argmax(1), ps.argmax(1)
-    def margin(p: torch.Tensor) -> torch.Tensor:  # top-1 minus every other class
-        top2 = p.topk(2, 1).values
-        return p - torch.where(p == top2[:, :1], top2[:, 1:], top2[:, :1])
-
-    score = torch.minimum(margin(pt), margin(ps))
+    lab_t, lab_s = prob_teacher.argmax(1), prob_student.argmax(1)
+    score = torch.minimum(prob_teacher, prob_student)
     idx_all, lab_all = [], []
-    for k in range(c):
+    for k in range(prob_teacher.shape[1]):
         cand = torch.nonzero((lab_t == k) & (lab_s == k)).flatten()
         if len(cand) == 0:
             continue
-        top = cand[score[cand, k].argsort(descending=True)[:quota]]
+        top = cand[score[cand, k].argsort(descending=True)[: math.ceil(tau * len(cand))]]
         idx_all.append(top)
         lab_all.append(torch.full_like(top, k))
     if not idx_all:
         return torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
     return torch.cat(idx_all), torch.cat(lab_all)
+
+
+def _cosine(opt: torch.optim.Optimizer, total: int):
+    """Per-step cosine decay of the learning rate: a quiet end, since the last steps decide on
+    which side of a boundary a whole cluster of forgotten samples lands."""
+    base = [grp["lr"] for grp in opt.param_groups]
+    step = [0]
+
+    def after_step() -> None:
+        step[0] += 1
+        f = 0.5 * (1 + math.cos(math.pi * min(step[0], total) / max(total, 1)))
+        for grp, b in zip(opt.param_groups, base, strict=True):
+            grp["lr"] = b * f
+
+    return after_step
 
 
 def _distill(
@@ -243,7 +258,17 @@ def _distill(
         return -(target * log_q).sum(1).mean() * t * t
 
     opt = make_optimizer(student.parameters(), hp.lr)
-    fit(student, make_batches, loss_fn, opt, epochs, device=device, bn_mode="train", desc=desc)
+    fit(
+        student,
+        make_batches,
+        loss_fn,
+        opt,
+        epochs,
+        device=device,
+        bn_mode="train",
+        desc=desc,
+        after_step=_cosine(opt, epochs * math.ceil(len(pool) / hp.batch_size)),
+    )
 
 
 def _finetune(
@@ -280,6 +305,7 @@ def _finetune(
         device=device,
         bn_mode=bn_mode,
         desc=desc,
+        after_step=_cosine(opt, hp.finetune_epochs * math.ceil(len(y) / hp.batch_size)),
     )
 
 
@@ -308,6 +334,55 @@ def _check_inputs(
 # ------------------------------------------------------------------------ the attack
 
 
+def _setup(
+    unlearned: nn.Module,
+    x_forgotten: torch.Tensor,
+    x_public: torch.Tensor | None,
+    num_classes: int,
+    hp: MRAHparams | None,
+) -> tuple[MRAHparams, str, torch.Tensor]:
+    """Validate everything before any work; return (hparams, device, pool on the device)."""
+    hp = hp or MRAHparams()
+    hp.validate()
+    _check_inputs(unlearned, x_forgotten, x_public, num_classes)
+    device = next(unlearned.parameters()).device.type
+    x_public = x_public if x_public is not None else x_forgotten[:0]
+    pool = torch.cat([x_forgotten, x_public]).to(device)
+    return hp, device, pool
+
+
+def _calibrated(model: nn.Module, pool: torch.Tensor, nf: int, on: bool):
+    """Probabilities of ``model`` on the pool after prior matching on its public part, and the
+    offsets used (zeros when ``on`` is False)."""
+    logp = torch.log_softmax(predict_logits(model, pool), 1)
+    ref = logp[nf:] if len(pool) > nf else logp
+    b = prior_offsets(ref) if on else torch.zeros(logp.shape[1])
+    return torch.softmax(logp + b, 1), b
+
+
+_KD_MEMO: dict[tuple, tuple] = {}
+
+
+def _kd_key(model: nn.Module, pool: torch.Tensor, hp: MRAHparams) -> tuple:
+    """Fingerprint of what the first distillation depends on (teacher weights, pool, settings)."""
+    w = [t.detach().double() for t in model.state_dict().values() if t.is_floating_point()]
+    x = pool.double()
+    return (
+        id(model),
+        float(sum(t.sum() for t in w)),
+        float(sum((t * t).sum() for t in w)),
+        tuple(pool.shape),
+        float(x.sum()),
+        float((x * x).sum()),
+        hp.distill_epochs,
+        hp.temperature,
+        hp.mixup_alpha,
+        hp.lr,
+        hp.batch_size,
+        hp.seed,
+    )
+
+
 def membership_recall(
     unlearned: nn.Module,
     x_forgotten: torch.Tensor,
@@ -317,76 +392,156 @@ def membership_recall(
 ) -> MRAResult:
     """Recall the labels of ``x_forgotten`` from ``unlearned`` (see the module docstring).
 
-    The unlearned model is never modified (white-box fine-tunes a copy).  No labels, no original
-    model and no retained data enter here by construction.
+    Takes no labels, no original model and no retained data, by construction.  The unlearned
+    model is never modified (white-box fine-tunes a copy).
     """
-    hp = hp or MRAHparams()
-    hp.validate()
-    _check_inputs(unlearned, x_forgotten, x_public, num_classes)
-    device = next(unlearned.parameters()).device.type
+    hp, device, pool = _setup(unlearned, x_forgotten, x_public, num_classes, hp)
     g = seed_everything(hp.seed)
     rng = np.random.default_rng(hp.seed)
-
+    nf = len(x_forgotten)
     white = hp.setting == "white_box"
     teacher = copy.deepcopy(unlearned) if white else unlearned
     teacher.eval()
     student = fresh_copy(unlearned, hp.seed).to(device)
 
-    x_public = x_public if x_public is not None else x_forgotten[:0]
-    pool = torch.cat([x_forgotten, x_public]).to(device)
-    nf = len(x_forgotten)
-
     def labels_of(model: nn.Module) -> torch.Tensor:
         return predict_logits(model, pool[:nf]).argmax(1)
 
-    public = torch.arange(nf, len(pool)) if len(pool) > nf else None
-
-    def logp_of(model: nn.Module) -> torch.Tensor:
-        return torch.log_softmax(predict_logits(model, pool), 1)
-
-    teacher_labels = labels_of(teacher)
-    res = MRAResult(teacher_labels, teacher_labels, teacher_labels)
-    # 1. plain knowledge distillation from the unlearned model (also the ablation's end point)
-    import os
-    offsets = None
-    if os.environ.get("MRA_CALKD"):
-        lt0 = logp_of(teacher)
-        offsets = prior_offsets(lt0 if public is None else lt0[public]).to(device)
-    _distill(student, teacher, pool, hp.distill_epochs, 1.0, offsets, hp, g, rng, device, "mra-kd")
-    res.distill_labels = labels_of(student)
-    # 2. learning with noisy labels: prior-matched teacher, agreement selection, fine-tuning
+    own = labels_of(teacher)
+    res = MRAResult(labels=own, distill_labels=own, teacher_labels=own)
+    # 1. plain knowledge distillation from the raw teacher: the ablation's end point.  It does
+    # not depend on the setting, so a second call on the same inputs reuses it (in-process).
+    key = _kd_key(unlearned, pool, hp)
+    if key in _KD_MEMO:
+        state, res.distill_labels, g_state, rng_state = _KD_MEMO[key]
+        student.load_state_dict(state)
+        g.set_state(g_state)
+        rng.bit_generator.state = rng_state
+    else:
+        _distill(student, teacher, pool, hp.distill_epochs, 1.0, None, hp, g, rng, device, "kd")
+        res.distill_labels = labels_of(student)
+        _KD_MEMO.clear()  # keep one entry: the models are small, but pools need not be
+        _KD_MEMO[key] = (
+            copy.deepcopy(student.state_dict()),
+            res.distill_labels,
+            g.get_state(),
+            copy.deepcopy(rng.bit_generator.state),
+        )
+    # 2. learning with noisy labels
+    prob_t, offsets = _calibrated(teacher, pool, nf, hp.prior_matching)
     for r in progress(range(hp.rounds), desc=f"mra:{hp.setting}"):
-        logp_t = logp_of(teacher)
-        if offsets is None or white:  # a fine-tuned teacher needs new offsets
-            offsets = prior_offsets(logp_t if public is None else logp_t[public]).to(device)
         _distill(
             student,
             teacher,
             pool,
             hp.redistill_epochs,
-            hp.teacher_weight,
-            offsets,
+            1.0 if r == 0 else hp.teacher_weight,
+            offsets.to(device) if hp.prior_matching else None,
             hp,
             g,
             rng,
             device,
             f"mra-distil{r}",
         )
-        idx, lab = agreed_selection(logp_t, logp_of(student), hp.tau, public)
-        import os
-        if os.environ.get("MRA_PUBONLY") and public is not None:
-            keep = idx >= nf
-            idx, lab = idx[keep], lab[keep]
+        prob_s, _ = _calibrated(student, pool, nf, hp.prior_matching)
+        idx, lab = agreed_selection(prob_t, prob_s, hp.tau)
         res.selected.append(len(idx))
         if len(idx):
             xs, ys = pool[idx.to(pool.device)], lab.to(pool.device)
             _finetune(student, xs, ys, hp.finetune_lr, "train", hp, g, device, f"mra-ft{r}")
             if white:
-                _finetune(teacher, xs, ys, hp.teacher_lr, "eval", hp, g, device, f"mra-teacher{r}")
+                _finetune(teacher, xs, ys, hp.teacher_lr, "eval", hp, g, device, f"mra-t{r}")
+                prob_t, offsets = _calibrated(teacher, pool, nf, hp.prior_matching)
         res.round_labels.append(labels_of(student))
-        lps = logp_of(student)
-        cal = lps + prior_offsets(lps if public is None else lps[public])
-        res.round_calibrated.append(cal[:nf].argmax(1))
     res.labels = res.round_labels[-1]
     res.student = student
     return res
+
+
+# ------------------------------------------------------------------------ the experiment
+
+PUBLIC_SIZE = {"smoke": 500, "cpu": 500, "paper": 5000}  # default public pool per profile
+
+
+def _recall(labels: torch.Tensor, y: torch.Tensor) -> float:
+    return 100.0 * float((labels.cpu() == y.cpu()).float().mean())
+
+
+def recall_experiment(
+    cfg,
+    setting: str = "query_only",
+    hp: MRAHparams | None = None,
+    public_size: int | None = None,
+) -> dict[str, Any]:
+    """MRA against the unlearned model of ``cfg`` (a ``RunConfig``), cached in the store.
+
+    The forgotten samples are D_f (the forget classes' training images).  The public pool is a
+    seeded random subset of ``public_size`` test-split images of *all* classes (default
+    ``PUBLIC_SIZE[profile]``): disjoint from the training set, and holding the forgotten classes
+    as any natural sample would.  Labels are used here, by the evaluator only, after the attack.
+    Returns recall accuracies in percent: ``unlearned_acc`` (the unlearned model's own
+    predictions), ``prior_matched_acc`` (its prior-matched predictions, no training),
+    ``distill_acc`` (plain distillation), ``mra_acc`` and ``round_acc``; ``per_class`` recall per
+    forget class; ``label_hist``, where the forgotten samples' labels land per class.
+    """
+    # experiment sits above attacks in the module order; import it only when asked to run one
+    from ..experiment import split_for, unlearn_config, unlearned_model
+    from ..store import Store
+
+    hp = dataclasses.replace(hp or MRAHparams(), setting=setting)
+    hp.validate()
+    prof = cfg.prof
+    size = PUBLIC_SIZE.get(prof.name, 500) if public_size is None else int(public_size)
+    if size < 0:
+        raise MuError(f"public_size must be >= 0, got {size}")
+    conf = {
+        "what": "mra",
+        "unlearned": unlearn_config(cfg),
+        "hp": hp.to_dict(),
+        "public": {"source": "test split, all classes", "size": size, "seed": cfg.seed},
+    }
+
+    def build() -> dict[str, Any]:
+        import time
+
+        split = split_for(cfg)
+        xf, yf = split.forget_train
+        gen = torch.Generator().manual_seed(20_000 + cfg.seed)
+        pick = torch.randperm(len(split.x_test), generator=gen)[:size]
+        x_public = split.x_test[pick]
+        model, _, _, _ = unlearned_model(cfg)
+        t0 = time.perf_counter()
+        res = membership_recall(model, xf, x_public, split.num_classes, hp)
+        secs = time.perf_counter() - t0
+        _, offsets = _calibrated(
+            model, torch.cat([xf, x_public]).to(res.labels.device), len(xf), True
+        )
+        lp = torch.log_softmax(predict_logits(model, xf), 1)
+        prior = (lp + offsets).argmax(1)
+        runs = {
+            "unlearned": res.teacher_labels,
+            "prior_matched": prior,
+            "distill": res.distill_labels,
+            "mra": res.labels,
+        }
+        out: dict[str, Any] = {f"{k}_acc": _recall(v, yf) for k, v in runs.items()}
+        out["round_acc"] = [_recall(v, yf) for v in res.round_labels]
+        out["per_class"] = {
+            str(c): {k: _recall(v[yf == c], yf[yf == c]) for k, v in runs.items()}
+            for c in split.forget_classes
+        }
+        out["label_hist"] = {
+            k: (torch.bincount(v.cpu(), minlength=split.num_classes).float() / len(v)).tolist()
+            for k, v in runs.items()
+        }
+        out.update(
+            method=cfg.method,
+            setting=setting,
+            n_forgotten=len(yf),
+            n_public=len(x_public),
+            selected=res.selected,
+            secs=secs,
+        )
+        return out
+
+    return Store().cached("mra", conf, build)
