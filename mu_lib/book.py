@@ -27,6 +27,7 @@ CHAPTERS: list[str] = [
     "appF_repeated_pra",
     "appG_sequential",
     "appH_forget_ratio",
+    "x1_membership_recall",
     "x2_reconstruction",
     "reproduction_report",
     "status",

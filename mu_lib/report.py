@@ -133,5 +133,9 @@ def style_table(df: pd.DataFrame, digits: int = 2):
     fmt = {}
     for c in df.columns:
         if pd.api.types.is_numeric_dtype(df[c]):
-            fmt[c] = "{:.4f}" if "ou" in c.lower() else "{:." + str(digits) + "f}"
+            fmt[c] = (
+                "{:.4f}"
+                if c.lower().startswith("ou") or "ou_" in c.lower() or " ou" in c.lower()
+                else "{:." + str(digits) + "f}"
+            )
     return df.style.format(fmt, na_rep="–").hide(axis="index")

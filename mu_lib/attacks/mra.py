@@ -464,7 +464,8 @@ PUBLIC_SIZE = {"smoke": 500, "cpu": 500, "paper": 5000}  # default public pool p
 
 
 def _recall(labels: torch.Tensor, y: torch.Tensor) -> float:
-    return 100.0 * float((labels.cpu() == y.cpu()).float().mean())
+    """Percentage of ``labels`` equal to the true ``y`` (2 decimals; the evaluator's view)."""
+    return round(100.0 * float((labels.cpu() == y.cpu()).float().mean()), 2)
 
 
 def recall_experiment(
@@ -531,7 +532,10 @@ def recall_experiment(
             for c in split.forget_classes
         }
         out["label_hist"] = {
-            k: (torch.bincount(v.cpu(), minlength=split.num_classes).float() / len(v)).tolist()
+            k: [
+                round(float(f), 4)
+                for f in torch.bincount(v.cpu(), minlength=split.num_classes).float() / len(v)
+            ]
             for k, v in runs.items()
         }
         out.update(
@@ -540,7 +544,7 @@ def recall_experiment(
             n_forgotten=len(yf),
             n_public=len(x_public),
             selected=res.selected,
-            secs=secs,
+            secs=round(secs, 2),
         )
         return out
 
