@@ -43,6 +43,7 @@ BASELINES = (
 LR_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 # Methods whose forgetting strength is not a learning rate: (hyperparameter, grid).
 OTHER_GRIDS = {"fisher": ("alpha", (1e-8, 1e-7, 1e-6))}
+NO_EPOCHS = {"fisher"}  # one-shot methods: no training loop, no epochs to give them
 # If no value passes within the profile's epochs, the grid is tried again with more epochs: a
 # method that needs more steps gets them, rather than a learning rate that wrecks the model.
 EPOCH_MULTIPLIERS = (1, 2, 4)
@@ -58,17 +59,25 @@ def select(
         values = tuple(sorted(grid))
     base_epochs = get_profile(profile).unlearn_epochs
     trials = []
-    for mult in EPOCH_MULTIPLIERS:
+    for mult in (1,) if method in NO_EPOCHS else EPOCH_MULTIPLIERS:
         for v in values:
+            # epochs always explicit, so that a profile default set by an earlier pass of this
+            # rule (more epochs) does not leak into the trials; shown only when it differs
             over = {param: v} if mult == 1 else {param: v, "epochs": base_epochs * mult}
             t0 = time.perf_counter()
-            m = run(RunConfig(method=method, profile=profile, seed=seed, overrides=over)).metrics
+            cfg = RunConfig(
+                method=method,
+                profile=profile,
+                seed=seed,
+                overrides=over if method in NO_EPOCHS else {**over, "epochs": base_epochs * mult},
+            )
+            m = run(cfg).metrics
             trials.append(
                 {
                     "method": method,
                     "param": param,
                     "value": v,
-                    "epochs": base_epochs * mult,
+                    "epochs": 0 if method in NO_EPOCHS else base_epochs * mult,
                     "over": over,
                     "acc_f": m["acc_f"],
                     "acc_r": m["acc_r"],
