@@ -185,28 +185,28 @@ def train_classifier(
 
 
 @torch.no_grad()
+def _batched_eval(
+    model: nn.Module, fn, x: torch.Tensor, batch_size: int, device: str | None
+) -> torch.Tensor:
+    """``fn(batch)`` over ``x`` in eval mode, batched, concatenated on CPU in float32."""
+    device = device or next(model.parameters()).device.type
+    model.eval()
+    outs = []
+    for i in range(0, len(x), batch_size):
+        with autocast(device):
+            outs.append(fn(x[i : i + batch_size].to(device)).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
 def predict_logits(
     model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device: str | None = None
 ) -> torch.Tensor:
     """Logits of ``model`` on ``x`` in eval mode, batched, returned on CPU in float32."""
-    device = device or next(model.parameters()).device.type
-    model.eval()
-    outs = []
-    for i in range(0, len(x), batch_size):
-        with autocast(device):
-            outs.append(model(x[i : i + batch_size].to(device)).float().cpu())
-    return torch.cat(outs) if outs else torch.empty(0)
+    return _batched_eval(model, model, x, batch_size, device)
 
 
-@torch.no_grad()
 def embed_all(
     model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device: str | None = None
 ) -> torch.Tensor:
     """Penultimate features ``model.embed(x)`` in eval mode, on CPU in float32."""
-    device = device or next(model.parameters()).device.type
-    model.eval()
-    outs = []
-    for i in range(0, len(x), batch_size):
-        with autocast(device):
-            outs.append(model.embed(x[i : i + batch_size].to(device)).float().cpu())
-    return torch.cat(outs) if outs else torch.empty(0)
+    return _batched_eval(model, model.embed, x, batch_size, device)
