@@ -55,11 +55,12 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, **kw) -
     """One-step attack (no random start): PGD with one step of size eps."""
     device = kw.pop("device", None)
     device = device or next(model.parameters()).device.type
+    bs = kw.get("batch_size", 512)
     out = []
     model.eval()
-    for i in range(0, len(x), kw.get("batch_size", 512)):
-        xb = x[i : i + 512].to(device).requires_grad_(True)
-        loss = nn.functional.cross_entropy(model(xb), y[i : i + 512].to(device))
+    for i in range(0, len(x), bs):
+        xb = x[i : i + bs].to(device).requires_grad_(True)
+        loss = nn.functional.cross_entropy(model(xb), y[i : i + bs].to(device))
         (grad,) = torch.autograd.grad(loss, xb)
         out.append((xb + eps * grad.sign()).clamp(0, 1).detach().cpu())
     return torch.cat(out)
