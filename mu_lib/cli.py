@@ -42,7 +42,9 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--k", type=int, default=None, help="PRA shots per forget class")
-    p.add_argument("--pra-form", default="cos", choices=["cos", "l2"], help="prototype form (paper: cos)")
+    p.add_argument(
+        "--pra-form", default="cos", choices=["cos", "l2"], help="prototype form (paper: cos)"
+    )
     p.add_argument(
         "--alphas", default=None, help="PRA alpha grid, comma-separated values in [0, 1]"
     )
@@ -77,6 +79,7 @@ def config_from_args(args) -> object:
 
 def cmd_run(args) -> int:
     from .experiment import run
+    from .metrics import HEADLINE_METRICS
 
     cfg = config_from_args(args)
     res = run(cfg)
@@ -88,17 +91,7 @@ def cmd_run(args) -> int:
             f"{cfg.method}{' + ' + cfg.base if cfg.base else ''} on {res.config['dataset']} "
             f"(profile {res.config['profile']}, seed {cfg.seed}, forget {list(cfg.forget_classes)})"
         )
-        for k in (
-            "acc_f",
-            "acc_r",
-            "acc_ft",
-            "acc_rt",
-            "ou_pgd",
-            "ou_gauss",
-            "proto_acc_f",
-            "acc_r_star",
-            "alpha",
-        ):
+        for k in HEADLINE_METRICS:
             v = m[k]
             print(f"  {k:12s} {v:.4f}" if k.startswith("ou") else f"  {k:12s} {v:.2f}")
     return 0

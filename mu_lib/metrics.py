@@ -9,6 +9,19 @@ from torch import nn
 
 from .train import predict_logits
 
+# The headline metrics of a run (Table 1's columns plus the Gaussian OU and PRA's alpha).
+HEADLINE_METRICS: tuple[str, ...] = (
+    "acc_f",
+    "acc_r",
+    "acc_ft",
+    "acc_rt",
+    "ou_pgd",
+    "ou_gauss",
+    "proto_acc_f",
+    "acc_r_star",
+    "alpha",
+)
+
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
     """Top-1 accuracy in percent (NaN for an empty set)."""

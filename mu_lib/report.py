@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
+from .metrics import HEADLINE_METRICS
 
 
 def figures_dir() -> Path:
@@ -73,17 +74,7 @@ def provenance(profile, dataset: str | None = None, device: str | None = None, *
 def metrics_frame(
     results,
     label_fn=None,
-    keys=(
-        "acc_f",
-        "acc_r",
-        "acc_ft",
-        "acc_rt",
-        "ou_pgd",
-        "ou_gauss",
-        "proto_acc_f",
-        "acc_r_star",
-        "alpha",
-    ),
+    keys=HEADLINE_METRICS,
 ):
     """One row per ``experiment.Result`` (label, seed and the chosen metric keys)."""
     rows = []
