@@ -111,7 +111,9 @@ def test_mra_recovers_forgotten_labels_on_smoke(method):
         assert r["mra_acc"] > r["unlearned_acc"] + 50, r
         assert r["mra_acc"] > r["distill_acc"] + 50, r
         assert set(r["per_class"]) == {"0"}
-        assert abs(sum(r["label_hist"]["mra"]) - 1) < 1e-5
+        hist = r["label_hist"]["mra"]
+        # each share is rounded to 4 decimals, so the sum may be off by 5e-5 per class
+        assert abs(sum(hist) - 1) <= 5e-5 * len(hist) + 1e-9
     # the forgotten samples' labels, under the unlearned model, all land on retained classes
     assert out["query_only"]["label_hist"]["unlearned"][0] < 0.1
 
