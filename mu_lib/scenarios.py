@@ -50,7 +50,7 @@ from .experiment import (
     store,
     unlearned_model,
 )
-from .metrics import accuracy, accuracy_suite, ou_from_logits
+from .metrics import accuracy, ou_from_logits
 from .perturb import pgd_linf
 from .store import config_key
 from .train import predict_logits, progress, resolve_device, seed_everything, to_device
@@ -321,10 +321,17 @@ class Sequential:
             "forgotten": list(self.order[:r]),
             "seed": self.cfg.seed,
         }
-        row.update(accuracy_suite(model, split, p.eval_batch))
+        # one embedding pass over the training split serves PRA and the training accuracies
+        attack = PRA(model, split.forget_train, split.retain_train, fc, p.eval_batch)
+        row.update(
+            acc_f=attack.acc_f,
+            acc_r=attack.acc_r,
+            acc_ft=accuracy(model, *split.forget_test, p.eval_batch),
+            acc_rt=accuracy(model, *split.retain_test, p.eval_batch),
+        )
         xf, yf = split.forget_train
         mine = yf == c
-        row["acc_f_new"] = accuracy(model, xf[mine], yf[mine], p.eval_batch)
+        row["acc_f_new"] = 100.0 * float((attack.zf[mine].argmax(1) == c).float().mean())
         eps = p.pgd_eps if self.cfg.eval_eps is None else self.cfg.eval_eps
         # OU of this round: against the teacher, on neighbours of the round's class
         xp = pgd_linf(
@@ -345,7 +352,6 @@ class Sequential:
         o_logits = torch.cat([b for _, b in parts])
         row["ou_original"] = ou_from_logits(o_logits, predict_logits(model, xs, p.eval_batch), fc)
         k = cfg.pra_k or p.pra_shots
-        attack = PRA(model, split.forget_train, split.retain_train, fc, p.eval_batch)
         res = attack.sweep(split.shot_indices(k, cfg.seed), cfg.pra_form, cfg.alphas)
         row.update(proto_acc_f=res.chosen_proto_acc_f, acc_r_star=res.chosen_acc_r_star)
         row.update(alpha=res.alpha, pra_k=k)

@@ -60,3 +60,17 @@ def test_sweep_restores_a_hidden_class_and_respects_the_retain_budget():
     assert res.proto_acc_f[0] == 0.0  # alpha 0: the unlearned model
     assert res.chosen_proto_acc_f > 90.0
     assert res.chosen_acc_r_star >= res.acc_r - 1.0
+
+
+def test_training_accuracies_from_the_embedding_pass_match_the_model():
+    """evaluate() takes Acc_f and Acc_r from PRA's embeddings; they must be the model's own."""
+    from mu_lib.metrics import accuracy
+
+    torch.manual_seed(3)
+    model = Identity(8, 4)
+    x, y = torch.randn(120, 8), torch.randint(0, 4, (120,))
+    f, r = y == 2, y != 2
+    attack = pra.PRA(model, (x[f], y[f]), (x[r], y[r]), [2])
+    assert attack.acc_f == pytest.approx(accuracy(model, x[f], y[f]))
+    assert attack.acc_r == pytest.approx(accuracy(model, x[r], y[r]))
+    assert 0 < attack.acc_r < 100  # a random head: the check is not trivially 0 or 100

@@ -102,6 +102,13 @@ class PRAResult:
         return asdict(self)
 
 
+def _percent_correct(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy in percent of precomputed logits (NaN for an empty set)."""
+    if len(y) == 0:
+        return float("nan")
+    return 100.0 * float((logits.argmax(1) == y).float().mean())
+
+
 class PRA:
     """Embeddings computed once; any number of (shots, alpha) evaluations are then matrix products."""
 
@@ -127,7 +134,8 @@ class PRA:
         )
         self.zf = self.ef @ self.W.T + self.b
         self.zr = self.er @ self.W.T + self.b
-        self.acc_r = 100.0 * float((self.zr.argmax(1) == self.yr).float().mean())
+        self.acc_r = _percent_correct(self.zr, self.yr)
+        self.acc_f = _percent_correct(self.zf, self.yf)
 
     def shot_prototypes(self, shot_idx: torch.Tensor) -> torch.Tensor:
         """Prototypes from the shots given as indices into the forget set."""
