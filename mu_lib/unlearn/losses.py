@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..metrics import masked_logits
+from ..train import predict_logits
 
 
 def masked_distillation(
@@ -32,6 +33,24 @@ def masked_distillation(
 def teacher_logits(original: nn.Module, x: torch.Tensor) -> torch.Tensor:
     original.eval()
     return original(x)
+
+
+def cached_teacher_logits(ctx, key: str, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The original's logits on rows ``idx`` of ``x``, computed for all of ``x`` once per run.
+
+    The teacher is frozen and the unlearning loop does not augment, so its outputs on D_f (or on
+    fixed neighbours of D_f) never change: one batched pass replaces a teacher forward per step.
+    """
+    t = ctx.state.get(key)
+    if t is None:
+        t = predict_logits(ctx.original, x, ctx.profile.eval_batch, ctx.device).to(x.device)
+        ctx.state[key] = t
+    return t[idx]
+
+
+def forget_teacher_logits(ctx, batch) -> torch.Tensor:
+    """The original's logits on the batch's forget examples (cached; see above)."""
+    return cached_teacher_logits(ctx, "teacher_forget", ctx.forget[0], batch.idx)
 
 
 def random_other_labels(

@@ -12,7 +12,7 @@ from torch import nn
 
 from .. import MuError
 from .base import Batch, Context, HParams, Method, register
-from .losses import teacher_logits
+from .losses import forget_teacher_logits, teacher_logits
 
 
 @dataclass
@@ -97,8 +97,6 @@ class Scrub(Method):
             )
             loss = loss + hp.retain_ce * nn.functional.cross_entropy(out_r.float(), batch.yr)
         if epoch < ctx.state["scrub_max_epochs"] and hp.forget_weight > 0:
-            forget = kd_kl(
-                teacher_logits(ctx.original, batch.x), ctx.model(batch.x), hp.temperature
-            )
+            forget = kd_kl(forget_teacher_logits(ctx, batch), ctx.model(batch.x), hp.temperature)
             loss = loss - hp.forget_weight * forget
         return loss

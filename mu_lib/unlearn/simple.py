@@ -9,7 +9,7 @@ from torch import nn
 
 from ..train import train_classifier
 from .base import Batch, Context, HParams, Method, register
-from .losses import masked_distillation, teacher_logits
+from .losses import forget_teacher_logits, masked_distillation
 
 
 @register
@@ -91,5 +91,5 @@ class Delete(Method):
     profile_defaults = {"cpu": {"lr": 3e-4}, "smoke": {"lr": 3e-3}}
 
     def loss(self, ctx: Context, batch: Batch) -> torch.Tensor:
-        t = teacher_logits(ctx.original, batch.x)
+        t = forget_teacher_logits(ctx, batch)
         return masked_distillation(t, ctx.model(batch.x), ctx.forget_classes, self.hp.temperature)

@@ -15,7 +15,7 @@ from .. import MuError
 from ..metrics import dispersion_loss
 from ..perturb import pgd_linf
 from .base import Batch, Context, HParams, Method, register
-from .losses import masked_distillation, teacher_logits
+from .losses import cached_teacher_logits, forget_teacher_logits, masked_distillation
 
 
 @dataclass
@@ -107,9 +107,7 @@ class Spotter(Method):
     def unlearning_loss(self, ctx: Context, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
         if self.base is not None:
             return self.base.loss(ctx, batch)
-        return masked_distillation(
-            teacher_logits(ctx.original, batch.x), logits, ctx.forget_classes
-        )
+        return masked_distillation(forget_teacher_logits(ctx, batch), logits, ctx.forget_classes)
 
     def loss(self, ctx: Context, batch: Batch) -> torch.Tensor:
         hp = self.hp
@@ -117,10 +115,9 @@ class Spotter(Method):
         logits = ctx.model.head(emb)
         total = hp.lambda1 * self.unlearning_loss(ctx, batch, logits)
         if hp.lambda1 < 1.0:
-            xp = ctx.state["spotter_neighbours"][batch.idx]
-            l_o = masked_distillation(
-                teacher_logits(ctx.original, xp), ctx.model(xp), ctx.forget_classes
-            )
+            neighbours = ctx.state["spotter_neighbours"]
+            t_o = cached_teacher_logits(ctx, "spotter_teacher_o", neighbours, batch.idx)
+            l_o = masked_distillation(t_o, ctx.model(neighbours[batch.idx]), ctx.forget_classes)
             total = total + (1.0 - hp.lambda1) * l_o
         if hp.lambda2 > 0:
             total = total + hp.lambda2 * dispersion_loss(emb.float(), batch.y, ctx.forget_classes)
