@@ -17,7 +17,7 @@ from torch import nn
 from . import MuError, __version__
 from .attacks.pra import DEFAULT_ALPHAS, FORMS, PRA, check_alpha
 from .data import ForgetSplit, get_dataset_info, make_split
-from .metrics import accuracy, feature_dispersion, ou_from_logits
+from .metrics import accuracy_suite, feature_dispersion, ou_from_logits
 from .models import build_model
 from .perturb import gaussian, pgd_linf
 from .profiles import Profile, get_profile
@@ -297,15 +297,8 @@ def evaluate(
     split = split_for(cfg)
     t = {}
     t0 = time.perf_counter()
-    # One embedding pass over the training split serves both PRA and the training accuracies
-    # (Acc_f, Acc_r are the head applied to those embeddings, i.e. the model's own logits).
-    attack = pra_for(cfg, model)
-    metrics: dict[str, Any] = {
-        "acc_f": attack.acc_f,
-        "acc_r": attack.acc_r,
-        "acc_ft": accuracy(model, *split.forget_test, p.eval_batch),
-        "acc_rt": accuracy(model, *split.retain_test, p.eval_batch),
-    }
+    attack = pra_for(cfg, model)  # its embedding pass also gives Acc_f and Acc_r
+    metrics: dict[str, Any] = accuracy_suite(model, split, p.eval_batch, pra=attack)
     t["eval_acc"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     metrics["ou_pgd"] = ou(cfg, model, "pgd", cfg.eval_eps)

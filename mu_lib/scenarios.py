@@ -50,7 +50,7 @@ from .experiment import (
     store,
     unlearned_model,
 )
-from .metrics import accuracy, ou_from_logits
+from .metrics import accuracy_suite, ou_from_logits, percent_correct
 from .perturb import pgd_linf
 from .store import config_key
 from .train import predict_logits, progress, resolve_device, seed_everything, to_device
@@ -321,17 +321,11 @@ class Sequential:
             "forgotten": list(self.order[:r]),
             "seed": self.cfg.seed,
         }
-        # one embedding pass over the training split serves PRA and the training accuracies
         attack = PRA(model, split.forget_train, split.retain_train, fc, p.eval_batch)
-        row.update(
-            acc_f=attack.acc_f,
-            acc_r=attack.acc_r,
-            acc_ft=accuracy(model, *split.forget_test, p.eval_batch),
-            acc_rt=accuracy(model, *split.retain_test, p.eval_batch),
-        )
+        row.update(accuracy_suite(model, split, p.eval_batch, pra=attack))
         xf, yf = split.forget_train
         mine = yf == c
-        row["acc_f_new"] = 100.0 * float((attack.zf[mine].argmax(1) == c).float().mean())
+        row["acc_f_new"] = percent_correct(attack.zf[mine], yf[mine])
         eps = p.pgd_eps if self.cfg.eval_eps is None else self.cfg.eval_eps
         # OU of this round: against the teacher, on neighbours of the round's class
         xp = pgd_linf(

@@ -64,7 +64,9 @@ def test_sweep_restores_a_hidden_class_and_respects_the_retain_budget():
 
 def test_training_accuracies_from_the_embedding_pass_match_the_model():
     """evaluate() takes Acc_f and Acc_r from PRA's embeddings; they must be the model's own."""
-    from mu_lib.metrics import accuracy
+    from types import SimpleNamespace
+
+    from mu_lib.metrics import accuracy, accuracy_suite
 
     torch.manual_seed(3)
     model = Identity(8, 4)
@@ -74,3 +76,8 @@ def test_training_accuracies_from_the_embedding_pass_match_the_model():
     assert attack.acc_f == pytest.approx(accuracy(model, x[f], y[f]))
     assert attack.acc_r == pytest.approx(accuracy(model, x[r], y[r]))
     assert 0 < attack.acc_r < 100  # a random head: the check is not trivially 0 or 100
+    split = SimpleNamespace(
+        forget_train=(x[f], y[f]), retain_train=(x[r], y[r]),
+        forget_test=(x[f][:5], y[f][:5]), retain_test=(x[r][:20], y[r][:20]),
+    )  # fmt: skip
+    assert accuracy_suite(model, split, pra=attack) == pytest.approx(accuracy_suite(model, split))

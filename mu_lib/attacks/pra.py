@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .. import MuError
+from ..metrics import percent_correct
 from ..models import check_classifier
 from ..train import embed_all
 
@@ -102,13 +103,6 @@ class PRAResult:
         return asdict(self)
 
 
-def _percent_correct(logits: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 accuracy in percent of precomputed logits (NaN for an empty set)."""
-    if len(y) == 0:
-        return float("nan")
-    return 100.0 * float((logits.argmax(1) == y).float().mean())
-
-
 class PRA:
     """Embeddings computed once; any number of (shots, alpha) evaluations are then matrix products."""
 
@@ -134,8 +128,8 @@ class PRA:
         )
         self.zf = self.ef @ self.W.T + self.b
         self.zr = self.er @ self.W.T + self.b
-        self.acc_r = _percent_correct(self.zr, self.yr)
-        self.acc_f = _percent_correct(self.zf, self.yf)
+        self.acc_r = percent_correct(self.zr, self.yr)
+        self.acc_f = percent_correct(self.zf, self.yf)
 
     def shot_prototypes(self, shot_idx: torch.Tensor) -> torch.Tensor:
         """Prototypes from the shots given as indices into the forget set."""
@@ -144,7 +138,7 @@ class PRA:
     def _acc(self, z: torch.Tensor, zp: torch.Tensor, y: torch.Tensor, alpha: float) -> float:
         z = z.clone()
         z[:, self.forget_classes] = alpha * zp + (1 - alpha) * z[:, self.forget_classes]
-        return 100.0 * float((z.argmax(1) == y).float().mean())
+        return percent_correct(z, y)
 
     def evaluate(
         self, protos: torch.Tensor, form: str, alphas: Sequence[float]
