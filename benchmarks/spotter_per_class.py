@@ -4,7 +4,7 @@ The book forgets class 0 only.  This script runs Spotter (defaults: lambda1 0.7,
 the profile's learning rate) once per class and prints, beside the original model's Acc_rt,
 Spotter's Acc_f, Acc_rt, OU@eps, Proto-Acc_f under both PRA forms and the reported dispersion
 (1 - mean within-class cosine similarity of the forget embeddings).  Extra ``--set`` pairs
-change Spotter's hyperparameters, e.g. ``--set lr=1e-3 --set lambda2=2``.
+change Spotter's hyperparameters, e.g. ``--set lr=1e-3 --set lambda2=2.0`` (parsed as ``mu run --set``).
 
     python benchmarks/spotter_per_class.py --profile cpu
     python benchmarks/spotter_per_class.py --profile cpu --classes 1 3 --set lr=3e-4
@@ -17,20 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from mu_lib import MuError
+from mu_lib.cli import parse_sets
 from mu_lib.data import get_dataset_info
 from mu_lib.experiment import RunConfig, run
 from mu_lib.profiles import get_profile
-
-
-def parse_set(pairs: list[str]) -> dict[str, float]:
-    out = {}
-    for p in pairs:
-        key, sep, value = p.partition("=")
-        if not sep:
-            raise MuError(f"--set expects key=value (e.g. lambda2=2), got {p!r}")
-        out[key] = float(value)
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = ap.parse_args(argv)
     prof = get_profile(args.profile)
-    overrides = parse_set(args.set)
+    overrides = parse_sets(args.set)
     classes = args.classes
     if classes is None:
         classes = list(range(get_dataset_info(prof.dataset).num_classes))
