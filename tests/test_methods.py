@@ -185,3 +185,16 @@ def test_plug_and_play_with_spotter(setup, base):
     else:
         assert ctx.counts["retain_batches"] == 0
     assert acc_f(setup, model) <= 5.0, f"spotter + {base} stopped forgetting"
+
+
+@pytest.mark.parametrize("base", PLUG)
+def test_plugged_in_spotter_ignores_standalone_profile_rate(base):
+    """On ``cpu`` a lone Spotter has its own rate; plugged in, it must still take the base's."""
+    from mu_lib.unlearn import build_method
+    from mu_lib.unlearn.spotter import Spotter
+
+    alone = build_method("spotter", "cpu")
+    plugged = build_method("spotter", "cpu", base=base)
+    assert alone.hp.lr == Spotter.profile_defaults["cpu"]["lr"]
+    assert plugged.hp.lr == build_method(base, "cpu").hp.lr
+    assert build_method("spotter", "cpu", {"lr": 0.02}, base=base).hp.lr == 0.02

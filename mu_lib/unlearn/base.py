@@ -214,11 +214,18 @@ def parse_value(text: str) -> Any:
 
 
 def make_hparams(
-    cls: type[Method], profile_name: str, overrides: dict[str, Any], default_epochs: int
+    cls: type[Method],
+    profile_name: str,
+    overrides: dict[str, Any],
+    default_epochs: int,
+    skip_profile: tuple[str, ...] = (),
 ) -> HParams:
-    """Dataclass defaults, then the method's profile defaults, then the user's overrides."""
+    """Dataclass defaults, then the method's profile defaults (less ``skip_profile``), then the
+    user's overrides."""
     fields = {f.name: f for f in dataclasses.fields(cls.Hparams)}
-    values: dict[str, Any] = dict(cls.profile_defaults.get(profile_name, {}))
+    values: dict[str, Any] = {
+        k: v for k, v in cls.profile_defaults.get(profile_name, {}).items() if k not in skip_profile
+    }
     for k, v in overrides.items():
         if k not in fields:
             raise MuError(f"{cls.name} has no hyperparameter {k!r}; valid ones: {sorted(fields)}")
@@ -266,7 +273,9 @@ def build_method(
         base_method = build_method(base, profile_name, base_over, default_epochs)
         if getattr(base_method, "accepts_base", False):
             raise MuError("the base of spotter must be another method, not spotter itself")
-        hp = make_hparams(cls, profile_name, overrides, default_epochs)
+        # a plugged-in Spotter takes these from its base unless the user sets them
+        skip = tuple(getattr(cls, "taken_from_base", ()))
+        hp = make_hparams(cls, profile_name, overrides, default_epochs, skip_profile=skip)
         return cls(hp, base=base_method)  # type: ignore[call-arg]
     if base_over:
         raise MuError("base.* overrides need --base")
