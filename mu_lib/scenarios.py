@@ -284,6 +284,7 @@ class Sequential:
             device=self.device,
             profile=self.cfg.prof,
             generator=seed_everything(self.cfg.seed + 1 + 1000 * (r - 1)),
+            backbone=self.cfg.backbone,
         )
         out = method.unlearn(ctx)
         if out is not model:

@@ -141,3 +141,48 @@ def test_original_model_trained_once_per_seed():
     _, _, hit2 = original_model(BASE.replace(forget_classes=(1,)))
     assert hit2  # the original does not depend on the forget class
     assert os.path.isdir(Store().root)
+
+
+def test_cached_model_reports_its_build_time_not_its_load_time(tmp_path, monkeypatch):
+    """Tables of unlearning seconds read ``secs`` from models that other chapters built."""
+    monkeypatch.setenv("MU_CACHE_DIR", str(tmp_path))
+    import mu_lib.experiment as ex
+    from mu_lib.experiment import unlearned_model
+
+    cfg = BASE.replace(method="delete", seed=6, overrides={"epochs": 2})
+    _, built_secs, hit, _ = unlearned_model(cfg)
+    assert not hit and built_secs > 0
+    ex._MEMO.clear()  # a new process: the model now comes from the store
+    _, loaded_secs, hit, _ = unlearned_model(cfg)
+    assert hit and loaded_secs == pytest.approx(built_secs)
+    _, memo_secs, hit, _ = unlearned_model(cfg)  # and from this process's memo
+    assert hit and memo_secs == pytest.approx(built_secs)
+
+
+def test_backbone_train_epochs_reach_the_original_and_the_retrain(monkeypatch):
+    """A backbone with its own training length is trained (and cached) with that length."""
+    import mu_lib.unlearn.simple as simple
+    from mu_lib.experiment import original_config
+    from mu_lib.profiles import PROFILES, get_profile
+
+    cpu = get_profile("cpu")
+    vit_epochs = dict(cpu.backbone_train_epochs)["vit_tiny"]
+    assert vit_epochs != cpu.train_epochs
+    cfg = RunConfig("retrain", profile="cpu")
+    assert original_config(cfg)["train"]["train_epochs"] == cpu.train_epochs
+    vit = original_config(cfg.replace(backbone="vit_tiny"))
+    assert vit["train"]["train_epochs"] == vit_epochs
+
+    smoke = PROFILES["smoke"]
+    monkeypatch.setitem(PROFILES, "smoke", smoke.with_(backbone_train_epochs=(("cnn_small", 1),)))
+    seen = []
+
+    def spy(*args, **kw):
+        seen.append(kw["epochs"])
+
+    monkeypatch.setattr(simple, "train_classifier", spy)
+    monkeypatch.setenv("MU_NO_CACHE", "1")
+    from mu_lib.experiment import unlearned_model
+
+    unlearned_model(BASE.replace(method="retrain", seed=7))
+    assert seen == [1]

@@ -197,4 +197,5 @@ def test_plugged_in_spotter_ignores_standalone_profile_rate(base):
     plugged = build_method("spotter", "cpu", base=base)
     assert alone.hp.lr == Spotter.profile_defaults["cpu"]["lr"]
     assert plugged.hp.lr == build_method(base, "cpu").hp.lr
+    assert plugged.hp.batch_size == Spotter.plugged_profile_defaults["cpu"]["batch_size"]
     assert build_method("spotter", "cpu", {"lr": 0.02}, base=base).hp.lr == 0.02

@@ -85,6 +85,7 @@ class Context:
     device: str
     profile: Any
     generator: torch.Generator
+    backbone: str | None = None  # None: the profile's (retraining reads its epochs from it)
     state: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, int] = field(
         default_factory=lambda: {"forget_batches": 0, "retain_batches": 0}
@@ -218,14 +219,13 @@ def make_hparams(
     profile_name: str,
     overrides: dict[str, Any],
     default_epochs: int,
-    skip_profile: tuple[str, ...] = (),
+    profile_defaults: dict[str, dict[str, Any]] | None = None,
 ) -> HParams:
-    """Dataclass defaults, then the method's profile defaults (less ``skip_profile``), then the
-    user's overrides."""
+    """Dataclass defaults, then the method's profile defaults (``profile_defaults`` if given, else
+    the class's), then the user's overrides."""
     fields = {f.name: f for f in dataclasses.fields(cls.Hparams)}
-    values: dict[str, Any] = {
-        k: v for k, v in cls.profile_defaults.get(profile_name, {}).items() if k not in skip_profile
-    }
+    table = cls.profile_defaults if profile_defaults is None else profile_defaults
+    values: dict[str, Any] = dict(table.get(profile_name, {}))
     for k, v in overrides.items():
         if k not in fields:
             raise MuError(f"{cls.name} has no hyperparameter {k!r}; valid ones: {sorted(fields)}")
@@ -273,9 +273,9 @@ def build_method(
         base_method = build_method(base, profile_name, base_over, default_epochs)
         if getattr(base_method, "accepts_base", False):
             raise MuError("the base of spotter must be another method, not spotter itself")
-        # a plugged-in Spotter takes these from its base unless the user sets them
-        skip = tuple(getattr(cls, "taken_from_base", ()))
-        hp = make_hparams(cls, profile_name, overrides, default_epochs, skip_profile=skip)
+        # plugged in, Spotter has its own per-profile defaults (it runs at the base's rate)
+        plugged = getattr(cls, "plugged_profile_defaults", None)
+        hp = make_hparams(cls, profile_name, overrides, default_epochs, plugged)
         return cls(hp, base=base_method)  # type: ignore[call-arg]
     if base_over:
         raise MuError("base.* overrides need --base")

@@ -27,7 +27,7 @@ class Original(Method):
 @dataclass
 class RetrainHparams(HParams):
     """Retrain uses the profile's *training* schedule (lr, batch, augmentation); the optimiser
-    fields of HParams are unused.  ``train_epochs`` (None: the profile's) sets its length."""
+    fields of HParams are unused.  ``train_epochs`` (None: the profile's for the backbone) sets its length."""
 
     train_epochs: int | None = None
 
@@ -49,7 +49,9 @@ class Retrain(Method):
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
         xr, yr = ctx.retain
-        epochs = self.hp.train_epochs if self.hp.train_epochs is not None else p.train_epochs
+        epochs = self.hp.train_epochs
+        if epochs is None:
+            epochs = p.epochs_for(ctx.backbone)
         train_classifier(
             model,
             xr,
