@@ -10,7 +10,8 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/build/numba-cache
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[book,test,ray,assign]"
+	# --no-compile: bytecode is written on first import instead of for every file of torch and ray
+	$(PY) -m pip install -q --no-compile -e ".[book,test,ray,assign]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -238,6 +238,9 @@ def unlearned_model(cfg: RunConfig) -> tuple[nn.Module, float, bool, dict]:
             profile=cfg.prof,
             generator=seed_everything(cfg.seed + 1),
             backbone=cfg.backbone,
+            shared=_MEMO.setdefault(
+                f"shared:{config_key(original_config(cfg))}:{split.forget_classes}:{device}", {}
+            ),
         )
         out = method.unlearn(ctx)
         if out is not model:

@@ -186,3 +186,28 @@ def test_backbone_train_epochs_reach_the_original_and_the_retrain(monkeypatch):
 
     unlearned_model(BASE.replace(method="retrain", seed=7))
     assert seen == [1]
+
+
+def test_spotter_runs_share_their_training_neighbours(monkeypatch):
+    """Spotter's PGD neighbours depend on the original, D_f and the seed only: one PGD per process
+    for every Spotter variant on them, with the numbers of a fresh computation."""
+    import mu_lib.experiment as ex
+    import mu_lib.unlearn.spotter as spotter_mod
+
+    monkeypatch.setenv("MU_NO_CACHE", "1")
+    calls = []
+    real = spotter_mod.pgd_linf
+
+    def counting(*args, **kw):
+        calls.append(kw["eps"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(spotter_mod, "pgd_linf", counting)
+    cfg = BASE.replace(method="spotter", seed=8, overrides={"epochs": 1})
+    first = run(cfg).metrics
+    run(cfg.replace(overrides={"epochs": 1, "lambda2": 0.1}))
+    run(cfg.replace(base="delete", overrides={"epochs": 1}))
+    assert calls == [0.03]
+    ex._MEMO.clear()  # a fresh process recomputes them and gets the same result
+    assert run(cfg).metrics == first
+    assert calls == [0.03, 0.03]

@@ -87,6 +87,9 @@ class Context:
     generator: torch.Generator
     backbone: str | None = None  # None: the profile's (retraining reads its epochs from it)
     state: dict[str, Any] = field(default_factory=dict)
+    # Outlives the run: values that depend only on the original model, D_f and the seed (e.g.
+    # Spotter's training neighbours), shared by every run on them within one process.
+    shared: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, int] = field(
         default_factory=lambda: {"forget_batches": 0, "retain_batches": 0}
     )

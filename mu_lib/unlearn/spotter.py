@@ -103,17 +103,20 @@ class Spotter(Method):
         hp = self.hp
         if hp.lambda1 < 1.0:
             xf, yf = ctx.forget
-            # seed offset: training neighbours are drawn independently of the evaluation ones
-            ctx.state["spotter_neighbours"] = pgd_linf(
-                ctx.original,
-                xf,
-                yf,
-                eps=hp.eps_o,
-                step=hp.step_o,
-                steps=hp.steps_o,
-                seed=ctx.seed + 5_000,
-                device=ctx.device,
-            ).to(xf.device)
+            key = f"spotter_neighbours:{hp.eps_o}:{hp.step_o}:{hp.steps_o}"
+            if key not in ctx.shared:
+                # seed offset: training neighbours are drawn independently of the evaluation ones
+                ctx.shared[key] = pgd_linf(
+                    ctx.original,
+                    xf,
+                    yf,
+                    eps=hp.eps_o,
+                    step=hp.step_o,
+                    steps=hp.steps_o,
+                    seed=ctx.seed + 5_000,
+                    device=ctx.device,
+                ).to(xf.device)
+            ctx.state["spotter_neighbours"] = ctx.shared[key]
 
     def unlearning_loss(self, ctx: Context, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
         if self.base is not None:
