@@ -1,7 +1,7 @@
 """Choose the baselines' learning rates for a profile by one stated rule, not by hand.
 
 Rule: for each method, try the grid in increasing order (lr in {1e-4, 3e-4, 1e-3, 3e-3, 1e-2,
-3e-2, 1e-1}, the half-decade grid DELETE and Spotter were set with; Fisher Forgetting has no
+3e-2, 1e-1}, the half-decade grid DELETE was set with; Fisher Forgetting has no
 learning rate and uses its noise scale alpha in {1e-8, 1e-7, 1e-6}) and keep the first value
 whose unlearned model has Acc_f below 5% after the profile's unlearning epochs (seed 0, forget
 class 0, every other hyperparameter at its default).  If no value passes, try the grid again with
