@@ -238,8 +238,9 @@ def unlearned_model(cfg: RunConfig) -> tuple[nn.Module, float, bool, dict]:
             profile=cfg.prof,
             generator=seed_everything(cfg.seed + 1),
             backbone=cfg.backbone,
+            # the original's config already names its seed and device
             shared=_MEMO.setdefault(
-                f"shared:{config_key(original_config(cfg))}:{split.forget_classes}:{device}", {}
+                f"shared:{config_key(original_config(cfg))}:{split.forget_classes}", {}
             ),
         )
         out = method.unlearn(ctx)
