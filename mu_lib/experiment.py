@@ -361,15 +361,24 @@ def validate(cfg: RunConfig) -> dict[str, Any]:
     return conf
 
 
+def result_key(cfg: RunConfig, conf: dict[str, Any] | None = None) -> str:
+    """Cache key of ``run(cfg)``'s result.  It hashes the resolved hyperparameters
+    (``conf["hparams"]``), not the raw overrides, so one run asked for as ``lambda2=1``,
+    ``lambda2=1.0`` or not at all (the default) is one entry."""
+    conf = resolved_config(cfg) if conf is None else conf
+    keyed = {k: v for k, v in conf.items() if k != "overrides"}
+    return config_key({"what": "result", **keyed, "unlearned": unlearn_config(cfg)})
+
+
 def run(cfg: RunConfig | None = None, **kw) -> Result:
     """Run (or load from the cache) one configuration and return its metrics."""
     cfg = cfg.replace(**kw) if cfg is not None else RunConfig(**kw)
     conf = validate(cfg)
-    key = config_key({"what": "result", **conf, "unlearned": unlearn_config(cfg)})
+    key = result_key(cfg, conf)
     hit = store().get_json("results", key)
     if hit is not None:
-        return Result(
-            hit["config"], hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
+        return Result(  # this call's config: it may spell the overrides differently
+            conf, hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
         )
     timings: dict[str, float] = {}
     _, timings["original"], orig_hit = original_model(cfg)

@@ -27,8 +27,8 @@ from .experiment import (
     RunConfig,
     original_config,
     resolved_config,
+    result_key,
     store,
-    unlearn_config,
 )
 from .store import config_key
 from .train import progress, resolve_device
@@ -136,18 +136,13 @@ def grid(
 # ---------------------------------------------------------------------------- cache
 
 
-def result_key(cfg: RunConfig) -> str:
-    """The cache key under which ``experiment.run(cfg)`` stores its result (same recipe)."""
-    return config_key({"what": "result", **resolved_config(cfg), "unlearned": unlearn_config(cfg)})
-
-
 def cached_result(cfg: RunConfig) -> Result | None:
     """The stored result of ``cfg``, or None if it has not been run (with this cache dir)."""
     hit = store().get_json("results", result_key(cfg))
     if hit is None:
         return None
-    return Result(
-        hit["config"], hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
+    return Result(  # this call's config: the stored one may spell the overrides differently
+        resolved_config(cfg), hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
     )
 
 

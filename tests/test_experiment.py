@@ -39,6 +39,20 @@ def test_cache_returns_identical_result_and_is_keyed_by_config():
     assert config_key(unlearn_config(cfg)) != config_key(unlearn_config(cfg.replace(seed=1)))
 
 
+def test_result_cache_is_keyed_by_resolved_hyperparameters_not_spelling():
+    """``lambda2=1``, ``lambda2=1.0`` and the default are one run; a real change is another."""
+    cfg = BASE.replace(method="spotter", seed=3)
+    first = run(cfg.replace(overrides={"lambda2": 1}))
+    assert not first.cached
+    for over in ({"lambda2": 1.0}, {}, {"lambda2": "1"}):
+        again = run(cfg.replace(overrides=over))
+        assert again.cached, over
+        assert again.metrics == first.metrics
+    assert not run(cfg.replace(overrides={"lambda2": 0.5})).cached
+    with pytest.raises(MuError, match="lambda2 must be a number"):
+        run(cfg.replace(overrides={"lambda2": "one"}))
+
+
 def test_corrupt_cache_entries_are_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("MU_CACHE_DIR", str(tmp_path))
     cfg = BASE.replace(method="original", seed=5)

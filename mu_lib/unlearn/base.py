@@ -217,6 +217,24 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def _coerce(method: str, name: str, declared: Any, value: Any) -> Any:
+    """``"3e-4"`` -> 3e-4 and ``1`` -> 1.0 for a float field, ``"10"`` -> 10 for an int field, so
+    one setting spelled two ways is one configuration (and one cache entry)."""
+    if isinstance(declared, str):  # postponed annotations: "float", "int | None", ...
+        declared = declared.replace("| None", "").strip()
+    kind = {"float": float, "int": int}.get(declared, declared)
+    if kind not in (float, int) or value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) or (kind is float and isinstance(value, int)):
+        try:
+            return kind(float(value)) if kind is float else int(value)
+        except ValueError:
+            raise MuError(
+                f"{method}: {name} must be a number, got {value!r} (e.g. --set {name}=0.1)"
+            ) from None
+    return value
+
+
 def make_hparams(
     cls: type[Method],
     profile_name: str,
@@ -246,10 +264,8 @@ def make_hparams(
         hp.batch_size = default_batch
     if hp.retain_batch is None:
         hp.retain_batch = hp.batch_size
-    for name, f in fields.items():  # coerce CLI strings/ints to the declared numeric type
-        v = getattr(hp, name)
-        if f.type in ("float", float) and isinstance(v, int) and not isinstance(v, bool):
-            setattr(hp, name, float(v))
+    for name, f in fields.items():  # coerce strings/ints to the declared numeric type
+        setattr(hp, name, _coerce(cls.name, name, f.type, getattr(hp, name)))
     hp.validate()
     return hp
 
