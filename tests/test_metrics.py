@@ -63,3 +63,33 @@ def test_dispersion_loss_detects_collapsed_and_spread_features():
     c = zn @ zn.T
     explicit = (c.sum() - c.diag().sum()) / (9 * 8)
     assert torch.isclose(metrics.mean_pairwise_cosine(z), explicit, atol=1e-6)
+
+
+def test_cpu_inference_chunks_do_not_change_outputs(monkeypatch):
+    """On CPU, logits, embeddings and PGD neighbours are computed in small chunks for speed; they
+    must equal one pass over the whole set (bitwise on the reference machine)."""
+    import mu_lib.train as train
+    from mu_lib.models import build_model
+    from mu_lib.perturb import pgd_linf
+
+    torch.manual_seed(0)
+    x, y = torch.rand(300, 1, 28, 28), torch.randint(0, 10, (300,))
+    for name in ("cnn_small", "vit_tiny"):
+        model = build_model(name, 10, 1, 28).eval()
+        with torch.no_grad():
+            whole_logits, whole_emb = model(x), model.embed(x)
+        logits = train.predict_logits(model, x, 1024, "cpu")
+        emb = train.embed_all(model, x, 1024, "cpu")
+        torch.testing.assert_close(logits, whole_logits, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(emb, whole_emb, rtol=1e-5, atol=1e-6)
+    assert train.inference_batch(1024, "cpu") < 300  # the comparison above really chunked
+    assert train.inference_batch(1024, "cuda") == 1024
+    chunked = pgd_linf(
+        model, x, y, eps=0.03, step=0.01, steps=2, seed=3, batch_size=512, device="cpu"
+    )
+    monkeypatch.setattr(train, "CPU_INFERENCE_CHUNK", 10_000)
+    whole = pgd_linf(
+        model, x, y, eps=0.03, step=0.01, steps=2, seed=3, batch_size=512, device="cpu"
+    )
+    assert (chunked - x).abs().max() > 0.01  # the attack moved the images
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
