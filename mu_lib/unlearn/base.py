@@ -230,7 +230,8 @@ def _coerce(method: str, name: str, declared: Any, value: Any) -> Any:
             return kind(float(value)) if kind is float else int(value)
         except ValueError:
             raise MuError(
-                f"{method}: {name} must be a number, got {value!r} (e.g. --set {name}=0.1)"
+                f"{method}: {name} must be a number, got {value!r} "
+                f"(e.g. --set {name}={'0.1' if kind is float else '10'})"
             ) from None
     return value
 
