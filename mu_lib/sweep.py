@@ -138,11 +138,12 @@ def grid(
 
 def cached_result(cfg: RunConfig) -> Result | None:
     """The stored result of ``cfg``, or None if it has not been run (with this cache dir)."""
-    hit = store().get_json("results", result_key(cfg))
+    conf = resolved_config(cfg)
+    hit = store().get_json("results", result_key(cfg, conf))
     if hit is None:
         return None
     return Result(  # this call's config: the stored one may spell the overrides differently
-        resolved_config(cfg), hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
+        conf, hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
     )
 
 
