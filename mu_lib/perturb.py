@@ -24,8 +24,10 @@ def pgd_linf(
     seed: int = 0,
     batch_size: int = 512,
     device: str | None = None,
+    random_start: bool = True,
 ) -> torch.Tensor:
-    """l-inf PGD with a uniform random start, maximising cross-entropy of ``model``; output in [0, 1]."""
+    """l-inf PGD maximising the cross-entropy of ``model``, from a uniform random start in the
+    eps-ball (or from ``x`` itself with ``random_start=False``); output in [0, 1]."""
     if eps < 0 or step < 0 or steps < 0:
         raise MuError(
             f"PGD needs eps, step, steps >= 0 (got eps={eps}, step={step}, steps={steps})"
@@ -39,8 +41,10 @@ def pgd_linf(
     for i in range(0, len(x), batch_size):
         xb = x[i : i + batch_size].to(device)
         yb = y[i : i + batch_size].to(device)
-        delta = (torch.rand(xb.shape, generator=g) * 2 - 1).to(device) * eps
-        adv = (xb + delta).clamp(0, 1)
+        adv = xb
+        if random_start:
+            delta = (torch.rand(xb.shape, generator=g) * 2 - 1).to(device) * eps
+            adv = (xb + delta).clamp(0, 1)
         for _ in range(steps):
             adv.requires_grad_(True)
             loss = nn.functional.cross_entropy(model(adv), yb)
@@ -53,19 +57,11 @@ def pgd_linf(
     return torch.cat(out) if out else x.clone()
 
 
-def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, **kw) -> torch.Tensor:
-    """One-step attack (no random start): PGD with one step of size eps."""
-    device = kw.pop("device", None)
-    device = device or next(model.parameters()).device.type
-    bs = inference_batch(kw.get("batch_size", 512), device)
-    out = []
-    model.eval()
-    for i in range(0, len(x), bs):
-        xb = x[i : i + bs].to(device).requires_grad_(True)
-        loss = nn.functional.cross_entropy(model(xb), y[i : i + bs].to(device))
-        (grad,) = torch.autograd.grad(loss, xb)
-        out.append((xb + eps * grad.sign()).clamp(0, 1).detach().cpu())
-    return torch.cat(out)
+def fgsm(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, device: str | None = None
+) -> torch.Tensor:
+    """One-step attack: PGD with a single step of size eps and no random start."""
+    return pgd_linf(model, x, y, eps=eps, step=eps, steps=1, random_start=False, device=device)
 
 
 def gaussian(x: torch.Tensor, *, std: float = 0.1, seed: int = 0) -> torch.Tensor:

@@ -93,3 +93,21 @@ def test_cpu_inference_chunks_do_not_change_outputs(monkeypatch):
     )
     assert (chunked - x).abs().max() > 0.01  # the attack moved the images
     torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
+
+
+def test_fgsm_is_one_signed_gradient_step_from_the_input():
+    """Boundary Shrink's one-step attack: x + eps * sign(grad of the loss), clipped, no random
+    start (so it is deterministic and every pixel moves by eps unless clipped)."""
+    from mu_lib.models import build_model
+    from mu_lib.perturb import fgsm
+
+    torch.manual_seed(1)
+    model = build_model("cnn_small", 10, 1, 28).eval()
+    x, y = torch.rand(40, 1, 28, 28) * 0.8 + 0.1, torch.randint(0, 10, (40,))
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(xg), y), xg)
+    expected = (x + 0.05 * grad.sign()).clamp(0, 1)
+    adv = fgsm(model, x, y, eps=0.05, device="cpu")
+    torch.testing.assert_close(adv, expected, rtol=0, atol=1e-6)
+    moved = (adv - x).abs()
+    assert torch.allclose(moved[grad != 0], torch.tensor(0.05), atol=1e-6)

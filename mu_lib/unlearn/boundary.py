@@ -18,8 +18,8 @@ from torch import nn
 
 from .. import MuError
 from ..perturb import fgsm
+from ..train import predict_logits
 from .base import Batch, Context, HParams, Method, register
-from .helpers import logits_of
 from .losses import best_other_class
 
 
@@ -79,7 +79,7 @@ class BoundaryShrink(Method):
     def prepare(self, ctx: Context) -> None:
         xf, yf = ctx.forget
         x_adv = fgsm(ctx.original, xf, yf, eps=self.hp.bound, device=ctx.device).to(xf.device)
-        logits = logits_of(ctx.original, x_adv)
+        logits = predict_logits(ctx.original, x_adv, device=ctx.device).to(xf.device)
         pred = logits.argmax(1)
         crossed = ~torch.isin(pred, torch.tensor(ctx.forget_classes, device=pred.device))
         ctx.state["shrink_crossed"] = float(crossed.float().mean())

@@ -11,24 +11,12 @@ from torch import nn
 
 from .. import MuError
 from ..data import batches
-from ..train import inference_batch
 
 
 def chunks(n: int, size: int) -> Iterator[slice]:
     """Consecutive slices covering ``range(n)`` (in-memory data: no DataLoader needed)."""
     for i in range(0, n, max(size, 1)):
         yield slice(i, min(i + size, n))
-
-
-@torch.no_grad()
-def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` in eval mode, batched, on ``x``'s device (float32)."""
-    was = model.training
-    model.eval()
-    batch_size = inference_batch(batch_size, x.device.type)
-    out = torch.cat([model(x[s]).float() for s in chunks(len(x), batch_size)])
-    model.train(was)
-    return out
 
 
 @contextmanager

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from .. import MuError
+from ..train import predict_logits
 from .base import Batch, Context, HParams, Method, register
-from .helpers import logits_of, require_retain
+from .helpers import require_retain
 from .losses import best_other_class
 
 
@@ -128,7 +129,7 @@ class UNSC(Method):
     def prepare(self, ctx: Context) -> None:
         xf, _ = ctx.forget
         ctx.state["unsc_targets"] = best_other_class(
-            logits_of(ctx.original, xf), ctx.forget_classes
+            predict_logits(ctx.original, xf, device=ctx.device).to(xf.device), ctx.forget_classes
         )
         xr, yr = require_retain(self.name, ctx)
         g = torch.Generator().manual_seed(ctx.seed + 2_000)
