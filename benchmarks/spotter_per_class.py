@@ -62,14 +62,16 @@ def claim_checks(base: dict, orig: dict, spot: dict) -> dict:
         + ("ok" if low["ou_pgd"] < dele["ou_pgd"] else "MISS"),
         "spotter_1": f"Acc_f {spot['acc_f']:.1f}, Acc_rt {spot['acc_rt'] - orig['acc_rt']:+.2f}, "
         f"Proto {spot['proto_cos']:.1f} -> "
-        + (
-            "ok"
-            if spot["acc_f"] < 1
-            and abs(spot["acc_rt"] - orig["acc_rt"]) <= 2
-            and spot["proto_cos"] <= 10
-            else "MISS"
-        ),
+        + ("ok" if spotter_claim_holds(spot, orig) else "MISS"),
     }
+
+
+def spotter_claim_holds(spot: dict, orig: dict) -> bool:
+    """The claim for Spotter with lambda2 = 1: Acc_f about 0 (below 1%), Acc_rt within 2 points of
+    the original, cosine Proto-Acc_f at most 10%."""
+    return (
+        spot["acc_f"] < 1 and abs(spot["acc_rt"] - orig["acc_rt"]) <= 2 and spot["proto_cos"] <= 10
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

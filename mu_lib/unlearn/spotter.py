@@ -26,22 +26,26 @@ class SpotterHparams(HParams):
     lambda2: weight of the dispersion loss L_sim (paper: 0.1 or 1).
     eps_o, step_o, steps_o: PGD neighbours used in L_o (paper: eps 0.03, like the evaluation).
     lr: 1e-4, the authors' setting (10 epochs, batch 128, CIFAR ResNet-18), and Spotter's default
-        on ``paper`` and ``smoke``.  On ``cpu`` 3e-4 with batch 16 (below).  With a base method,
+        on ``paper`` and ``smoke``.  On ``cpu`` 2e-4 with batch 16 (below).  With a base method,
         ``lr`` None takes the base's learning rate (the cpu default is then not applied).
     batch_size: the profile's, except on ``cpu``: 16 alone, 32 plugged into another method.
     bn_mode: ``eval`` (frozen BatchNorm), as in the authors' notebook.
 
     Why ``cpu`` differs.  The rule the baselines use (the smallest lr that brings Acc_f below 5%)
     says nothing about Spotter: L_u is met through the head within the first epoch at any rate,
-    while L_sim, the part that resists PRA, needs more steps on the small CNN.  On the 30-epoch
-    cpu original (seed 0), lr 1e-4 with batch 32 (320 steps) left PRA 52-60% of forget classes
-    3, 8 and 9.  Grid on those three classes, Proto-Acc_f (cos) and worst Acc_rt change:
-    lr 3e-4 batch 32: 27-38%, -1.3;  lr 6e-4 batch 32: 11-21%, -5.7;  lr 3e-4 batch 32 for 20
-    epochs: 9.5-14%, -2.9;  lr 3e-4 batch 16: 8.5-14%, -3.1.  The cpu default is the last one:
-    the lowest Proto-Acc_f whose retained cost stays near the 2-point target, in less time than
-    20 epochs.  It is a trade-off measured where it bites (``benchmarks/spotter_per_class.py``
-    reports all ten classes); a larger step costs retained accuracy on this model because
-    Spotter sees no retained data.
+    while L_sim, the part that resists PRA, needs more steps on the small CNN (at lr 1e-4 with
+    batch 32, PRA still restored 52-60% of forget classes 3, 8 and 9).  Batch 16 doubles the
+    steps.  The rate trades resistance to PRA against retained accuracy, since Spotter sees no
+    retained data, so it is chosen by ``benchmarks/select_spotter_lr.py``: the rate of
+    {1e-4, 1.5e-4, 2e-4, 3e-4} under which the foundation's claim for lambda2 = 1 (Acc_f < 1%,
+    Acc_rt within 2 points of the original, Proto-Acc_f <= 10%) holds on the most (seed, class)
+    pairs of seeds 1 and 2, which the book does not use.  Pairs that hold, of 20: 1e-4 5,
+    1.5e-4 7, 2e-4 11, 3e-4 (the earlier default) 8.  On held-out seeds 0, 3 and 4, 2e-4 holds on
+    16 pairs of 30 and 3e-4 on 13.  Which classes miss changes from seed to seed, and even with
+    float-level differences in the original (one trained with another thread count), so only
+    counts over many pairs mean much.  Bags and ankle boots (classes 8 and 9) kept Proto-Acc_f
+    above 10% in all but one of these runs, at every rate; sandals (5) mostly lose more than 2
+    points of Acc_rt.  (Seeds 1-4 ran with one thread per process, seed 0 on the book's original.)
     """
 
     lr: float | None = None  # type: ignore[assignment]
@@ -76,7 +80,7 @@ class Spotter(Method):
     )
     Hparams = SpotterHparams
     accepts_base = True
-    profile_defaults = {"cpu": {"batch_size": 16, "lr": 3e-4}}  # see SpotterHparams
+    profile_defaults = {"cpu": {"batch_size": 16, "lr": 2e-4}}  # see SpotterHparams
     # Plugged into another method, Spotter runs at that method's rate (``lr`` None), with batch 32
     # on cpu: 320 steps, as long as the cpu runs of every method.
     plugged_profile_defaults = {"cpu": {"batch_size": 32}}
