@@ -19,6 +19,7 @@ from .. import MuError
 from ..metrics import percent_correct
 from ..models import check_classifier
 from ..train import embed_all
+from .stealth import strongest_stealthy
 
 DEFAULT_ALPHAS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 FORMS = ("cos", "l2")
@@ -163,11 +164,11 @@ class PRA:
             raise MuError("alphas is empty; give at least one value in [0, 1]")
         k = len(shot_idx) // max(len(self.forget_classes), 1)
         pf, pr = self.evaluate(self.shot_prototypes(shot_idx), form, alphas)
-        ok = [i for i, r in enumerate(pr) if r >= self.acc_r - tolerance]
-        if ok:
-            best = max(ok, key=lambda i: (pf[i], alphas[i]))
-        else:  # no alpha is stealthy: report the mildest one
-            best = min(range(len(alphas)), key=lambda i: alphas[i])
+        order = sorted(range(len(alphas)), key=lambda i: alphas[i])  # mildest first
+        pick = strongest_stealthy(
+            [pf[i] for i in order], [pr[i] for i in order], self.acc_r, tolerance
+        )
+        best = order[pick]
         return PRAResult(form, k, alphas, pf, pr, self.acc_r, alphas[best], pf[best], pr[best])
 
     def patched_model(self, shot_idx: torch.Tensor, form: str, alpha: float) -> PatchedModel:

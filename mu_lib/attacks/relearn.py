@@ -1,14 +1,22 @@
-"""Fine-tuning relearning (Figure 2a): a few steps of ordinary fine-tuning on N forget shots."""
+"""Fine-tuning relearning (Figure 2a): ordinary fine-tuning on N forget shots, at the strongest
+learning rate that keeps retained accuracy within the stealth budget PRA also obeys."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .. import MuError
 from ..metrics import accuracy
 from ..train import fit, make_optimizer, seed_everything
+from .stealth import strongest_stealthy
+
+# Learning rates the stealthy fine-tuning attacker tries (one epoch on N shots, plain SGD).
+DEFAULT_RELEARN_LRS: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 
 def relearn(
@@ -45,6 +53,47 @@ def relearn(
         desc="relearn",
     )
     return m
+
+
+@dataclass
+class RelearnResult:
+    """Acc_f and Acc_r after fine-tuning at each learning rate, and the one the attacker keeps."""
+
+    lrs: list[float]
+    acc_f: list[float]
+    acc_r: list[float]
+    unlearned_acc_r: float
+    lr: float
+    chosen_acc_f: float
+    chosen_acc_r: float
+
+
+def relearn_sweep(
+    model: nn.Module,
+    shots: tuple[torch.Tensor, torch.Tensor],
+    forget: tuple[torch.Tensor, torch.Tensor],
+    retain: tuple[torch.Tensor, torch.Tensor],
+    lrs: Sequence[float] = DEFAULT_RELEARN_LRS,
+    tolerance: float = 1.0,
+    unlearned_acc_r: float | None = None,
+    **kw,
+) -> RelearnResult:
+    """Fine-tune at every rate of ``lrs`` and keep the strongest within the stealth budget.
+
+    The same rule as PRA's alpha (``stealth.strongest_stealthy``): retained accuracy may drop at
+    most ``tolerance`` points below the unlearned model's.  Without it, one step at a large rate on
+    a handful of forget shots "restores" the class by predicting it everywhere.
+    """
+    lrs = sorted(float(v) for v in lrs)
+    if not lrs or lrs[0] <= 0:
+        raise MuError(f"relearning rates must be > 0 and at least one, got {lrs}")
+    if unlearned_acc_r is None:
+        unlearned_acc_r = accuracy(model, *retain)
+    runs = [relearn_accuracy(model, shots, forget, retain, lr=lr, **kw) for lr in lrs]
+    acc_f = [r["acc_f"] for r in runs]
+    acc_r = [r["acc_r"] for r in runs]
+    best = strongest_stealthy(acc_f, acc_r, unlearned_acc_r, tolerance)
+    return RelearnResult(lrs, acc_f, acc_r, unlearned_acc_r, lrs[best], acc_f[best], acc_r[best])
 
 
 def relearn_accuracy(
