@@ -23,7 +23,7 @@ from .perturb import gaussian, pgd_linf
 from .profiles import Profile, get_profile
 from .store import Store, config_key
 from .train import predict_logits, resolve_device, seed_everything, to_device, train_classifier
-from .unlearn import Context, build_method
+from .unlearn import Context, Method, build_method
 
 
 @dataclass
@@ -190,7 +190,7 @@ def original_model(cfg: RunConfig) -> tuple[nn.Module, float, bool]:
     return _load_or_build("models", original_config(cfg), cfg, build)
 
 
-def method_for(cfg: RunConfig):
+def method_for(cfg: RunConfig) -> Method:
     p = cfg.prof
     return build_method(cfg.method, p.name, cfg.overrides, p.unlearn_epochs, base=cfg.base)
 
@@ -206,47 +206,55 @@ def unlearn_config(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
+def unlearn_from(
+    cfg: RunConfig, original: nn.Module, model: nn.Module, method: Method | None = None
+) -> dict[str, int]:
+    """Load ``original``'s weights into ``model`` and unlearn with ``cfg``'s method (or ``method``,
+    e.g. one whose ``after_epoch`` records a trajectory); returns the data counts.  Not cached."""
+    method = method or method_for(cfg)
+    split = split_for(cfg)
+    device = resolve_device(cfg.device)
+    model.load_state_dict(original.state_dict())
+    xf, yf = split.forget_train
+    retain = None
+    if method.needs_retain:
+        xr, yr = split.retain_train
+        retain = (xr.to(device), yr.to(device))
+    frozen = copy.deepcopy(original).eval()
+    for q in frozen.parameters():
+        q.requires_grad_(False)
+    ctx = Context(
+        original=frozen,
+        model=model,
+        forget=(xf.to(device), yf.to(device)),
+        retain=retain,
+        num_classes=split.num_classes,
+        forget_classes=split.forget_classes,
+        seed=cfg.seed,
+        device=device,
+        profile=cfg.prof,
+        generator=seed_everything(cfg.seed + 1),
+        backbone=cfg.backbone,
+        # the original's config already names its seed and device
+        shared=_MEMO.setdefault(
+            f"shared:{config_key(original_config(cfg))}:{split.forget_classes}", {}
+        ),
+    )
+    out = method.unlearn(ctx)
+    if out is not model:
+        model.load_state_dict(out.state_dict())
+    return dict(ctx.counts)
+
+
 def unlearned_model(cfg: RunConfig) -> tuple[nn.Module, float, bool, dict]:
     """The unlearned model of ``cfg`` (cached); returns (model, secs, cache hit, data counts)."""
     original, _, _ = original_model(cfg)
     if cfg.method == "original":
         return original, 0.0, True, {}
-    method = method_for(cfg)
-    split = split_for(cfg)
-    device = resolve_device(cfg.device)
     counts: dict[str, int] = {}
 
     def build(model):
-        model.load_state_dict(original.state_dict())
-        xf, yf = split.forget_train
-        retain = None
-        if method.needs_retain:
-            xr, yr = split.retain_train
-            retain = (xr.to(device), yr.to(device))
-        frozen = copy.deepcopy(original).eval()
-        for q in frozen.parameters():
-            q.requires_grad_(False)
-        ctx = Context(
-            original=frozen,
-            model=model,
-            forget=(xf.to(device), yf.to(device)),
-            retain=retain,
-            num_classes=split.num_classes,
-            forget_classes=split.forget_classes,
-            seed=cfg.seed,
-            device=device,
-            profile=cfg.prof,
-            generator=seed_everything(cfg.seed + 1),
-            backbone=cfg.backbone,
-            # the original's config already names its seed and device
-            shared=_MEMO.setdefault(
-                f"shared:{config_key(original_config(cfg))}:{split.forget_classes}", {}
-            ),
-        )
-        out = method.unlearn(ctx)
-        if out is not model:
-            model.load_state_dict(out.state_dict())
-        counts.update(ctx.counts)
+        counts.update(unlearn_from(cfg, original, model))
 
     model, secs, hit = _load_or_build("models", unlearn_config(cfg), cfg, build)
     return model, secs, hit, counts

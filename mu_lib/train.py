@@ -107,13 +107,15 @@ def fit(
     bn_mode: str = "train",
     after_backward: Callable[[], None] | None = None,
     after_step: Callable[[], None] | None = None,
+    after_epoch: Callable[[int], None] | None = None,
     scheduler: Any = None,
     desc: str = "train",
     quiet: bool | None = None,
 ) -> list[float]:
     """Minimise ``loss_fn`` over ``make_batches(epoch)`` for ``epochs`` epochs; return epoch losses.
 
-    ``after_backward`` may edit gradients (masks, projections) before the optimiser step.
+    ``after_backward`` may edit gradients (masks, projections) before the optimiser step;
+    ``after_epoch(epoch)`` may look at the model between epochs (each epoch resets the BN mode).
     """
     history: list[float] = []
     bar = progress(range(epochs), desc=desc, quiet=quiet)
@@ -135,6 +137,8 @@ def fit(
         if scheduler is not None:
             scheduler.step()
         history.append(total / max(n, 1))
+        if after_epoch is not None:
+            after_epoch(epoch)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{history[-1]:.4f}")
     model.eval()

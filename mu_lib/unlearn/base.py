@@ -2,8 +2,8 @@
 
 A method is a loss on a batch of forget data (plus retained data if it declares it uses it) and
 a few optional hooks: ``prepare`` (precompute neighbours, masks, relabels), ``after_backward``
-(edit gradients: saliency masks, null-space projections) and ``finish`` (one-shot edits: noise,
-pruning a shadow class).  ``run_unlearning`` drives every method through ``train.fit``.
+(edit gradients: saliency masks, null-space projections), ``after_epoch`` (look between epochs)
+and ``finish`` (one-shot edits: noise, pruning a shadow class).  ``run_unlearning`` drives every method through ``train.fit``.
 """
 
 from __future__ import annotations
@@ -123,6 +123,9 @@ class Method:
     def after_backward(self, ctx: Context) -> None:
         """Edit gradients before the optimiser step (default: nothing)."""
 
+    def after_epoch(self, ctx: Context, epoch: int) -> None:
+        """Called after each unlearning epoch (default: nothing; monitoring scripts override it)."""
+
     def finish(self, ctx: Context) -> None:
         """One-shot edit after the loop (default: nothing)."""
 
@@ -181,6 +184,7 @@ def run_unlearning(method: Method, ctx: Context) -> nn.Module:
             device=ctx.device,
             bn_mode=hp.bn_mode,
             after_backward=lambda: method.after_backward(ctx),
+            after_epoch=lambda epoch: method.after_epoch(ctx, epoch),
             desc=f"unlearn:{method.name}",
         )
     method.finish(ctx)

@@ -145,6 +145,10 @@ class Spotter(Method):
         if self.base is not None:
             self.base.after_backward(ctx)
 
+    def after_epoch(self, ctx: Context, epoch: int) -> None:
+        if self.base is not None:
+            self.base.after_epoch(ctx, epoch)
+
     def finish(self, ctx: Context) -> None:
         if self.base is not None:
             self.base.finish(ctx)
