@@ -37,7 +37,6 @@ from mu_lib.experiment import (
 )
 from mu_lib.metrics import accuracy
 from mu_lib.profiles import get_profile
-from mu_lib.train import resolve_device
 
 
 def trajectory(cfg: RunConfig, orig_acc_rt: float, every: int) -> list[dict]:
@@ -45,7 +44,7 @@ def trajectory(cfg: RunConfig, orig_acc_rt: float, every: int) -> list[dict]:
     split = split_for(cfg)
     shots = split.shot_indices(cfg.pra_k or cfg.prof.pra_shots, cfg.seed)
     original, *_ = original_model(cfg)
-    model = new_model(cfg).to(resolve_device(cfg.device))
+    model = new_model(cfg)
     method = method_for(cfg)
     epochs = method.hp.epochs or 0
     rows: list[dict] = []

@@ -199,3 +199,21 @@ def test_plugged_in_spotter_ignores_standalone_profile_rate(base):
     assert plugged.hp.lr == build_method(base, "cpu").hp.lr
     assert plugged.hp.batch_size == Spotter.plugged_profile_defaults["cpu"]["batch_size"]
     assert build_method("spotter", "cpu", {"lr": 0.02}, base=base).hp.lr == 0.02
+
+
+def test_after_epoch_sees_each_epoch_once_and_reaches_a_plugged_base(setup):
+    seen = []
+    spotter = build("spotter", {"epochs": 3}, base="delete")
+    spotter.base.after_epoch = lambda ctx, epoch: seen.append(epoch)
+    model, _ = unlearn(setup, spotter, give_retain=False)
+    assert seen == [0, 1, 2]
+    # the uncached path the monitoring scripts use gives the model the cache would hold
+    from mu_lib.experiment import new_model, unlearn_from, unlearned_model
+
+    cfg = setup[0].replace(method="spotter", overrides={"epochs": 2})
+    cached, _, hit, _ = unlearned_model(cfg)
+    fresh = new_model(cfg)
+    unlearn_from(cfg, setup[1], fresh)
+    assert not hit
+    for name, value in cached.state_dict().items():
+        assert torch.equal(value, fresh.state_dict()[name]), name
