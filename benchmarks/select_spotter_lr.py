@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import argparse
 
-from spotter_per_class import spotter_claim_holds, spotter_row
+from spotter_per_class import forget_classes, spotter_claim_holds, spotter_row
 
-from mu_lib.data import get_dataset_info
 from mu_lib.experiment import RunConfig, run
 from mu_lib.profiles import get_profile
 
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compare", type=float, nargs="*", default=[], help="rates to hold out too")
     args = ap.parse_args(argv)
     prof = get_profile(args.profile)
-    classes = list(range(get_dataset_info(prof.dataset).num_classes))
+    classes = forget_classes(prof, None)
     dev = {lr: passes(prof.name, lr, args.seeds, classes) for lr in sorted(args.grid)}
     summary(f"development seeds {args.seeds}", dev)
     best = max(sorted(dev), key=lambda lr: (sum(dev[lr].values()), -lr))

@@ -22,10 +22,10 @@ import argparse
 import json
 
 import torch
+from spotter_per_class import add_run_args, forget_classes
 
 from mu_lib.attacks.pra import PRA
 from mu_lib.cli import parse_sets
-from mu_lib.data import get_dataset_info
 from mu_lib.experiment import (
     RunConfig,
     method_for,
@@ -77,20 +77,15 @@ def trajectory(cfg: RunConfig, orig_acc_rt: float, every: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", default="cpu")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--classes", type=int, nargs="*", default=None)
+    add_run_args(ap)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--every", type=int, default=2, help="measure after every N epochs")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
     if args.epochs < 1 or args.every < 1:
         ap.error("--epochs and --every must be >= 1")
     prof = get_profile(args.profile)
     overrides = {"lambda2": 1.0, **parse_sets(args.set), "epochs": args.epochs}
-    classes = args.classes
-    if classes is None:
-        classes = list(range(get_dataset_info(prof.dataset).num_classes))
+    classes = forget_classes(prof, args.classes)
     summary = {}
     for c in classes:
         base = dict(profile=prof.name, seed=args.seed, forget_classes=(c,))

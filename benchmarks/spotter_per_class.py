@@ -27,7 +27,7 @@ import json
 from mu_lib.cli import parse_sets
 from mu_lib.data import get_dataset_info
 from mu_lib.experiment import RunConfig, run
-from mu_lib.profiles import get_profile
+from mu_lib.profiles import Profile, get_profile
 
 
 def spotter_row(base: dict, overrides: dict, orig: dict) -> dict:
@@ -74,20 +74,30 @@ def spotter_claim_holds(spot: dict, orig: dict) -> bool:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_run_args(ap: argparse.ArgumentParser) -> None:
+    """The options every per-class Spotter script takes: profile, seed, classes, ``--set``."""
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--classes", type=int, nargs="*", default=None)
+    ap.add_argument("--classes", type=int, nargs="*", default=None, help="default: all")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+
+def forget_classes(prof: Profile, classes: list[int] | None) -> list[int]:
+    """The classes asked for, or every class of the profile's dataset."""
+    if classes is None:
+        return list(range(get_dataset_info(prof.dataset).num_classes))
+    return classes
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_run_args(ap)
     ap.add_argument("--checks", action="store_true", help="also run the foundation's claims")
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = ap.parse_args(argv)
     prof = get_profile(args.profile)
     overrides = parse_sets(args.set)
-    classes = args.classes
-    if classes is None:
-        classes = list(range(get_dataset_info(prof.dataset).num_classes))
+    classes = forget_classes(prof, args.classes)
     rows = {}
     for c in classes:
         base = dict(profile=prof.name, seed=args.seed, forget_classes=(c,))

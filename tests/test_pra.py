@@ -1,4 +1,5 @@
-"""PRA: the patched head is nearest-prototype classification; alpha rule; errors."""
+"""PRA: the patched head is nearest-prototype classification; alpha rule; errors.  Fine-tuning
+relearning under the same stealth budget, and the budget rule both attacks share."""
 
 import pytest
 import torch
@@ -6,6 +7,8 @@ from torch import nn
 
 from mu_lib import MuError
 from mu_lib.attacks import pra
+from mu_lib.attacks.relearn import relearn_sweep
+from mu_lib.attacks.stealth import strongest_stealthy
 
 
 class Identity(nn.Module):
@@ -18,6 +21,21 @@ class Identity(nn.Module):
 
     def forward(self, x):
         return self.head(x)
+
+
+def hidden_class_problem(spread: float, noise: float, hide: float):
+    """Four Gaussian clusters and a nearest-centre head whose class-0 bias is lowered by ``hide``:
+    the class is still separable in feature space, but the head (almost) never predicts it."""
+    torch.manual_seed(0)
+    centers = torch.randn(4, 8) * spread
+    y = torch.arange(4).repeat_interleave(50)
+    x = centers[y] + torch.randn(200, 8) * noise
+    model = Identity(8, 4)
+    with torch.no_grad():
+        model.head.weight.copy_(2 * centers)
+        model.head.bias.copy_(-(centers * centers).sum(1))
+        model.head.bias[0] -= hide
+    return model, x, y
 
 
 @pytest.mark.parametrize("form", ["cos", "l2"])
@@ -45,15 +63,7 @@ def test_alpha_zero_keeps_the_unlearned_head_and_bad_alpha_raises():
 
 
 def test_sweep_restores_a_hidden_class_and_respects_the_retain_budget():
-    torch.manual_seed(0)
-    centers = torch.randn(4, 8) * 4
-    y = torch.arange(4).repeat_interleave(50)
-    x = centers[y] + torch.randn(200, 8) * 0.3
-    model = Identity(8, 4)
-    with torch.no_grad():  # a head that classifies retained classes well and never predicts class 0
-        model.head.weight.copy_(2 * centers)
-        model.head.bias.copy_(-(centers * centers).sum(1))
-        model.head.bias[0] = -1e4
+    model, x, y = hidden_class_problem(spread=4.0, noise=0.3, hide=1e4)
     f, r = y == 0, y != 0
     attack = pra.PRA(model, (x[f], y[f]), (x[r], y[r]), [0])
     res = attack.sweep(torch.arange(5), "l2", pra.DEFAULT_ALPHAS)
@@ -81,3 +91,28 @@ def test_training_accuracies_from_the_embedding_pass_match_the_model():
         forget_test=(x[f][:5], y[f][:5]), retain_test=(x[r][:20], y[r][:20]),
     )  # fmt: skip
     assert accuracy_suite(model, split, pra=attack) == pytest.approx(accuracy_suite(model, split))
+
+
+def test_stealth_rule_keeps_the_strongest_attack_within_budget():
+    # candidates mildest first; the third restores most but costs 3 points of retained accuracy
+    assert strongest_stealthy([0, 40, 90], [97, 96.5, 94], baseline_retain_acc=97) == 1
+    assert strongest_stealthy([0, 40, 40], [97, 97, 96.2], baseline_retain_acc=97) == 2  # tie
+    assert strongest_stealthy([10, 50], [90, 80], baseline_retain_acc=97) == 0  # none: mildest
+    with pytest.raises(MuError, match="one retained accuracy per attack"):
+        strongest_stealthy([1, 2], [3], 97)
+    with pytest.raises(MuError, match="tolerance"):
+        strongest_stealthy([1], [3], 97, tolerance=-1)
+
+
+def test_relearn_sweep_rejects_a_rate_that_restores_the_class_by_wrecking_the_rest():
+    model, x, y = hidden_class_problem(spread=2.0, noise=0.5, hide=60.0)
+    f, r = y == 0, y != 0
+    res = relearn_sweep(
+        model, (x[f][:5], y[f][:5]), (x[f], y[f]), (x[r], y[r]), lrs=(1.0, 0.01, 0.1, 100.0)
+    )
+    assert res.lrs == [0.01, 0.1, 1.0, 100.0]  # sorted mildest first
+    assert res.acc_f[2] > 90 and res.acc_r[2] < res.unlearned_acc_r - 1  # restores, but visibly
+    assert res.acc_r[3] < 50  # the largest rate predicts class 0 almost everywhere
+    assert res.lr == 0.1 and res.chosen_acc_r >= res.unlearned_acc_r - 1
+    with pytest.raises(MuError, match="rates must be > 0"):
+        relearn_sweep(model, (x[f][:5], y[f][:5]), (x[f], y[f]), (x[r], y[r]), lrs=(0.0,))
