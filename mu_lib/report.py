@@ -120,13 +120,16 @@ def beside_paper(
 
 
 def style_table(df: pd.DataFrame, digits: int = 2):
-    """A compact display of a result table (4 decimals for OU columns, dashes for missing)."""
+    """A compact display of a result table (4 decimals for OU columns, learning rates as 3e-04,
+    dashes for missing)."""
     fmt = {}
     for c in df.columns:
         if pd.api.types.is_numeric_dtype(df[c]):
-            fmt[c] = (
-                "{:.4f}"
-                if c.lower().startswith("ou") or "ou_" in c.lower() or " ou" in c.lower()
-                else "{:." + str(digits) + "f}"
-            )
+            name = str(c).lower()
+            if name.startswith("ou") or "ou_" in name or " ou" in name:
+                fmt[c] = "{:.4f}"
+            elif name == "lr" or name.endswith(" lr") or name.startswith("lr "):
+                fmt[c] = "{:.0e}"  # two decimals would print 3e-4 as 0.00
+            else:
+                fmt[c] = "{:." + str(digits) + "f}"
     return df.style.format(fmt, na_rep="–").hide(axis="index")
