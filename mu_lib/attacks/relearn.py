@@ -15,7 +15,7 @@ from ..metrics import accuracy
 from ..train import fit, make_optimizer, seed_everything
 from .stealth import strongest_stealthy
 
-# Learning rates the stealthy fine-tuning attacker tries (one epoch on N shots, plain SGD).
+# Learning rates the stealthy fine-tuning attacker tries (SGD as in training, one epoch on N shots).
 DEFAULT_RELEARN_LRS: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 
