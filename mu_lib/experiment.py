@@ -214,9 +214,8 @@ def unlearn_from(
     method = method or method_for(cfg)
     split = split_for(cfg)
     device = resolve_device(cfg.device)
-    to_device(
-        model, device
-    )  # in place; the layout changes the floats, so it must match the cache's
+    # in place, and in the cache's layout: channels-last changes the floats of the result
+    to_device(model, device)
     model.load_state_dict(original.state_dict())
     xf, yf = split.forget_train
     retain = None
