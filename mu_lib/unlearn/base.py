@@ -3,7 +3,8 @@
 A method is a loss on a batch of forget data (plus retained data if it declares it uses it) and
 a few optional hooks: ``prepare`` (precompute neighbours, masks, relabels), ``after_backward``
 (edit gradients: saliency masks, null-space projections), ``after_epoch`` (look between epochs)
-and ``finish`` (one-shot edits: noise, pruning a shadow class).  ``run_unlearning`` drives every method through ``train.fit``.
+and ``finish`` (one-shot edits: noise, pruning a shadow class).  ``run_unlearning`` drives every
+method through ``train.fit``.
 """
 
 from __future__ import annotations
