@@ -29,6 +29,7 @@ CHAPTERS: list[str] = [
     "appH_forget_ratio",
     "x1_membership_recall",
     "x2_reconstruction",
+    "claims",
     "reproduction_report",
     "status",
 ]
@@ -51,10 +52,15 @@ def available_chapters(root: Path) -> list[str]:
 def execute_chapter(
     root: Path, name: str, profile: str, params: dict | None = None, out_dir: Path | None = None
 ) -> float:
-    """jupytext -> papermill one chapter into ``out_dir`` (default book/generated); returns seconds."""
+    """jupytext -> papermill one chapter into ``out_dir`` (default book/generated); returns seconds.
+    ``params``: scalars go to papermill as ``-p``, lists, tuples and dicts as ``-y`` (YAML); a name
+    the chapter's parameters cell does not define is an error before anything runs."""
+    from .book_pages import check_parameters, finish_notebook
+
     src = root / "notebooks" / f"{name}.md"
     if not src.exists():
         raise MuError(f"no chapter {name!r}; available: {available_chapters(root)}")
+    check_parameters(src, name, [*(params or {}), "profile"])
     out_dir = out_dir or root / "book" / "generated"
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = root / "build" / "ipynb"
@@ -79,21 +85,46 @@ def execute_chapter(
     if os.environ.get("CI") or os.environ.get("MU_QUIET"):
         args.append("--no-progress-bar")
     for k, v in (params or {}).items():
-        args += ["-p", k, str(v)]
+        if isinstance(v, (list, tuple, dict)):
+            args += ["-y", k, json.dumps(list(v) if isinstance(v, tuple) else v)]
+        else:
+            args += ["-p", k, str(v)]
     t0 = time.perf_counter()
-    subprocess.run(args, check=True, cwd=root)
-    return time.perf_counter() - t0
+    out = out_dir / f"{name}.ipynb"
+    done = subprocess.run(args, cwd=root)
+    if done.returncode != 0:
+        raise MuError(
+            f"chapter {name} failed on profile {profile} (papermill exit {done.returncode}); "
+            f"the executed notebook with the failing cell is {out}"
+        )
+    secs = time.perf_counter() - t0
+    finish_notebook(out, name, src, {"profile": profile, **(params or {})})
+    return secs
 
 
-def build_book(profile: str, chapters: list[str] | None = None, skip_build: bool = False) -> Path:
+def build_book(
+    profile: str,
+    chapters: list[str] | None = None,
+    skip_build: bool = False,
+    params: dict | None = None,
+) -> Path:
+    """Execute ``chapters`` (default: all) with ``params`` (checked against each chapter's
+    parameters cell first) and build the HTML."""
+    from .book_pages import check_parameters
+
     root = repo_root()
     names = chapters or available_chapters(root)
+    for name in names:
+        src = root / "notebooks" / f"{name}.md"
+        if not src.exists():
+            raise MuError(f"no chapter {name!r}; available: {available_chapters(root)}")
+        check_parameters(src, name, list(params or {}))
     status_path = root / "book" / "generated" / "results" / "status.json"
     status_path.parent.mkdir(parents=True, exist_ok=True)
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
     for name in names:
         print(f"[mu book] executing {name} on profile {profile}", flush=True)
-        secs = execute_chapter(root, name, profile)
+        secs = execute_chapter(root, name, profile, params)
         status[name] = {
             "seconds": round(secs, 1),
             "profile": profile,
@@ -105,7 +136,8 @@ def build_book(profile: str, chapters: list[str] | None = None, skip_build: bool
     bindir = Path(sys.executable).parent
     cmd = [str(bindir / "jupyter-book"), "build", str(root), "-W", "-n", "--keep-going"]
     print("[mu book] " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=root)
+    if subprocess.run(cmd, cwd=root).returncode != 0:
+        raise MuError("jupyter-book build failed (its warnings are listed above); chapters ran")
     index = root / "_build" / "html" / "index.html"
     print(f"[mu book] done: open {index}")
     return index

@@ -671,3 +671,48 @@ def sequential_units(rows: Sequence[dict], original_acc_r: float) -> list[dict]:
 
 def scoreboard(vs: Sequence[Verdict]) -> list[dict[str, Any]]:
     return [v.row() for v in vs]
+
+
+def scenario_units(
+    profile: str | None, seeds: Sequence[int], rounds: int | None = None, device: str = "auto"
+) -> dict[str, list[dict]]:
+    """Sequential rounds and forget-ratio fractions of Spotter (lambda1 0.7, lambda2 1), the same
+    configurations as the Appendix G and H chapters, so their cached runs are shared."""
+    from .experiment import RunConfig, run
+    from .profiles import get_profile
+    from .scenarios import forget_ratio, non_default_overrides, sequential
+
+    p = get_profile(profile)
+    dataset = p.claims_dataset
+    over = non_default_overrides("spotter", {"lambda1": 0.7, "lambda2": 1.0})
+    seq, ratio = [], []
+    for s in seeds:
+        cfg = RunConfig(
+            "spotter", dataset=dataset, profile=p.name, seed=s, overrides=over, device=device
+        )
+        acc_r = run(cfg.replace(method="original", overrides={})).metrics["acc_r"]
+        seq += sequential_units(sequential(cfg, rounds), acc_r)
+        ratio += forget_ratio(cfg)
+    return {"sequential": seq, "ratio": ratio}
+
+
+def evidence(
+    profile: str | None = None,
+    pairs: Sequence[tuple[int, int]] | None = None,
+    eps_pairs: int = 3,
+    retrain: bool = False,
+    scenario_seeds: Sequence[int] | None = None,
+    device: str = "auto",
+) -> dict[str, list]:
+    """Every family of evidence for :func:`verdicts` (None: the profile's pairs and seeds)."""
+    from .profiles import get_profile
+
+    p = get_profile(profile)
+    pairs = list(pairs) if pairs is not None else p.claims_pairs()
+    ev = {
+        "table1": table1_units(pairs, p.name, retrain=retrain, device=device),
+        "eps": eps_units(pairs[:eps_pairs], profile=p.name, device=device),
+    }
+    seeds = list(scenario_seeds) if scenario_seeds is not None else p.chapter_seeds()
+    ev.update(scenario_units(p.name, seeds, device=device))
+    return ev

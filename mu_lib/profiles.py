@@ -44,6 +44,20 @@ class Profile:
     # Training epochs of backbones that do not follow ``train_epochs`` (backbone, epochs).
     backbone_train_epochs: tuple[tuple[str, int], ...] = ()
 
+    # The claims page judges the Table 1 claims on the first ``claims_classes`` forget classes of
+    # the first seed, one (seed, class) pair each.
+    claims_classes: int = 10
+    # Dataset of the sequential and forget-ratio scenarios (None: ``dataset``; paper: CIFAR-100).
+    scenario_dataset: str | None = None
+
+    @property
+    def claims_dataset(self) -> str:
+        return self.scenario_dataset or self.dataset
+
+    def claims_pairs(self) -> list[tuple[int, int]]:
+        """(seed, forget class) pairs the claims page runs by default."""
+        return [(self.seeds[0], c) for c in range(self.claims_classes)]
+
     def epochs_for(self, backbone: str | None) -> int:
         """Training epochs of the original and retrained models of ``backbone``."""
         return dict(self.backbone_train_epochs).get(backbone or self.backbone, self.train_epochs)
@@ -78,6 +92,7 @@ PROFILES: dict[str, Profile] = {
         eval_batch=512,
         seeds=(0,),
         book_seeds=1,
+        claims_classes=2,  # tests: two pairs exercise every claim's aggregation
     ),
     "cpu": Profile(
         name="cpu",
@@ -119,6 +134,7 @@ PROFILES: dict[str, Profile] = {
         eval_batch=1024,
         seeds=(0, 1, 2),
         book_seeds=3,
+        scenario_dataset="cifar100",
     ),
 }
 
