@@ -47,6 +47,9 @@ class Profile:
     # The claims page judges the Table 1 claims on the first ``claims_classes`` forget classes of
     # the first seed, one (seed, class) pair each.
     claims_classes: int = 10
+    # Cap on the length of every grid an ablation chapter sweeps (None: the chapter's full grid;
+    # smoke: 2, so the tests run each chapter's code paths in seconds).
+    grid_cap: int | None = None
     # Dataset of the sequential and forget-ratio scenarios (None: ``dataset``; paper: CIFAR-100).
     scenario_dataset: str | None = None
 
@@ -93,6 +96,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0,),
         book_seeds=1,
         claims_classes=2,  # tests: two pairs exercise every claim's aggregation
+        grid_cap=2,
     ),
     "cpu": Profile(
         name="cpu",

@@ -1,0 +1,103 @@
+"""Chapter modules: what a chapter's tables hold (rows, paper values joined to the right rows)
+and its statement checks, on fake runs, so a lost row or a wrong join fails here."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from mu_lib import paper
+from mu_lib.chapters import ablations
+from mu_lib.profiles import get_profile
+
+
+def fake_run_many(configs, desc=""):
+    """One fake result per config: Proto-Acc_f falls with lambda2, OU with lambda1 < 1."""
+    out = []
+    for c in configs:
+        l1, l2 = c.overrides["lambda1"], c.overrides["lambda2"]
+        out.append(
+            SimpleNamespace(
+                metrics={
+                    "acc_ft": 0.0,
+                    "acc_rt": 90.0 - l2,
+                    "ou_pgd": 0.2 if l1 == 1.0 else 0.05,
+                    "proto_acc_f": 90.0 / (1 + 10 * l2),
+                }
+            )
+        )
+    return out
+
+
+@pytest.fixture
+def grid():
+    return ablations.Ablations(
+        get_profile("cpu"),
+        [0, 1],
+        [1.0, 0.7, 0.3],
+        [0.0, 1.0, 2.0],
+        [0.01, 0.03, 0.5],
+        [0.01, 0.03, 0.1],
+        ["salun", "delete", "unsc"],
+    )
+
+
+def test_table3_has_every_grid_row_with_the_paper_value_of_that_row(monkeypatch, grid):
+    monkeypatch.setattr(ablations, "run_many", fake_run_many)
+    t3 = ablations.table3(grid)
+    assert len(t3) == 2 * 3 * 3  # Spotter and SalUn + Spotter, lambda1 x lambda2
+    assert set(t3.method) == {"Spotter", "SalUn + Spotter"}
+    ref = paper.table(3)
+    for _, row in t3.iterrows():
+        hit = ref[
+            (ref.method == row.method) & (ref.lambda1 == row.lambda1) & (ref.lambda2 == row.lambda2)
+        ]
+        assert len(hit) == 1, (row.method, row.lambda1, row.lambda2)
+        assert row["proto_acc_f (paper)"] == pytest.approx(hit.proto_acc_f.iloc[0])
+        assert row["ou (ours)"] == (0.2 if row.lambda1 == 1.0 else 0.05)
+        assert row["proto_acc_f Δ"] == pytest.approx(
+            row["proto_acc_f (ours)"] - hit.proto_acc_f.iloc[0]
+        )
+
+
+def test_statements_follow_the_numbers(monkeypatch, grid):
+    monkeypatch.setattr(ablations, "run_many", fake_run_many)
+    t3 = ablations.table3(grid)
+    f5a = pd.DataFrame(
+        [
+            {"method": ablations.spotter_name(b), "eps_o": e, "ou": 0.01 * (i + 1)}
+            for b in grid.spotters
+            for i, e in enumerate(grid.eps_train_grid)
+        ]
+    )
+    without = {paper.paper_name(b): 0.5 for b in grid.bases}
+    f5b = pd.DataFrame(
+        [
+            {"method": n, "spotter": s, "eps": e, "ou": v}
+            for b in grid.bases
+            for n, s, v0 in (
+                (ablations.spotter_name(b), True, 0.02),
+                (paper.paper_name(b), False, 0.4),
+            )
+            for e, v in zip(grid.eps_grid, (v0, v0 * 0.8, v0 * 0.5), strict=True)
+        ]
+    )
+    checks = ablations.statements(grid, t3, f5a, without, f5b)
+    assert checks["holds here"].all(), checks[~checks["holds here"]]
+    # a Spotter variant above its base at a training radius breaks exactly that statement
+    f5a.loc[f5a.method == "SalUn + Spotter", "ou"] += 0.9
+    broken = ablations.statements(grid, t3, f5a, without, f5b)
+    failed = broken.loc[~broken["holds here"], "paper's statement"].tolist()
+    assert failed == ["SalUn + Spotter: OU stays below SalUn alone at every training radius (5a)"]
+
+
+def test_smoke_profile_caps_the_grid():
+    a = ablations.Ablations(
+        get_profile("smoke"), [0], [1.0, 0.7, 0.3], [0.0, 1.0, 2.0], [0.01, 0.03, 0.5],
+        [0.01, 0.03, 0.1, 0.3], ["salun", "delete", "unsc"],
+    )  # fmt: skip
+    assert a.lambda1s == [1.0, 0.7] and a.lambda2s == [0.0, 1.0]
+    assert a.eps_train_grid == [0.01, 0.03] and a.eps_grid == [0.01, 0.03, 0.1]
+    assert a.bases == ["salun"]
