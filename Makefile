@@ -2,6 +2,9 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PROFILE ?= cpu
+# TORCH=cpu installs the CPU-only torch wheels first (a few hundred MB instead of the 5.5 GB CUDA
+# build); the default installs from PyPI alone.
+TORCH   ?=
 # umap-learn / numba compile once and keep their cache on disk
 export NUMBA_CACHE_DIR ?= $(CURDIR)/build/numba-cache
 
@@ -10,6 +13,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/build/numba-cache
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(if $(filter cpu,$(TORCH)),$(PY) -m pip install -q torch torchvision --index-url https://download.pytorch.org/whl/cpu)
 	# --no-compile: bytecode is written on first import instead of for every file of torch and ray
 	$(PY) -m pip install -q --no-compile -e ".[book,test,ray,assign]"
 	touch $@

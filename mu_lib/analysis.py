@@ -3,6 +3,7 @@ Needs pandas; UMAP needs umap-learn (book extra)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,17 +12,14 @@ import torch
 
 from .attacks.relearn import DEFAULT_RELEARN_LRS, relearn_sweep
 from .experiment import RunConfig, neighbours, original_model, pra_for, split_for, unlearned_model
+from .labels import config_label, method_label
 from .metrics import js_div, kl_div, masked_softmax
 from .train import embed_all, predict_logits, resolve_device
 
 
 def label(cfg: RunConfig) -> str:
-    """A short human label for a configuration (e.g. ``spotter (l2=1)`` or ``salun + spotter``)."""
-    if cfg.base:
-        return f"{cfg.base} + spotter"
-    if cfg.method == "spotter" and "lambda2" in cfg.overrides:
-        return f"spotter (λ2={cfg.overrides['lambda2']:g})"
-    return cfg.method
+    """The display label of a configuration (``Spotter (λ2 = 1)``, ``SalUn + Spotter``)."""
+    return config_label(cfg)
 
 
 def per_sample_ou(cfg: RunConfig, kind: str = "pgd", eps: float | None = None) -> pd.DataFrame:
@@ -116,7 +114,12 @@ def umap_features(cfg: RunConfig, per_class: int = 200, seed: int = 0) -> pd.Dat
         [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
     )
     emb = embed_all(model, split.x_train[idx]).numpy()
-    xy = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1).fit_transform(emb)
+    with warnings.catch_warnings():
+        # umap warns that a fixed random_state disables parallelism: n_jobs=1 is what we ask for
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"umap(\.|$)")
+        warnings.filterwarnings("ignore", message=".*n_jobs.*random_state.*", category=UserWarning)
+        reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1)
+        xy = reducer.fit_transform(emb)
     return pd.DataFrame(
         {
             "u1": xy[:, 0],
@@ -127,21 +130,49 @@ def umap_features(cfg: RunConfig, per_class: int = 200, seed: int = 0) -> pd.Dat
     )
 
 
-def plot_umaps(frames: dict[str, pd.DataFrame], title: str = ""):
-    """Side-by-side UMAP panels; forget-class points drawn on top in red."""
+def plot_umaps(frames: dict[str, pd.DataFrame], title: str = "", class_names=None):
+    """UMAP panels, two per row at the page's width; retained classes coloured (legend below the
+    panels), forget-class points drawn on top in red."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, len(frames), figsize=(3.6 * len(frames), 3.6), squeeze=False)
-    for ax, (name, df) in zip(axes[0], frames.items(), strict=True):
+    cols = min(2, len(frames))
+    rows = -(-len(frames) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.6 * rows), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    retained = sorted({int(c) for df in frames.values() for c in df.label[~df.forget]})
+    for ax, (name, df) in zip(axes.flat, frames.items(), strict=False):
         keep = df[~df.forget]
-        ax.scatter(keep.u1, keep.u2, c=keep.label, cmap="tab10", s=3, alpha=0.35, linewidths=0)
+        ax.scatter(
+            keep.u1,
+            keep.u2,
+            c=[cmap(int(c) % 10) for c in keep.label],
+            s=4,
+            alpha=0.45,
+            linewidths=0,
+        )
         f = df[df.forget]
-        ax.scatter(f.u1, f.u2, c="red", s=6, label="forget class", linewidths=0)
-        ax.set_title(name)
+        ax.scatter(f.u1, f.u2, c="red", s=8, linewidths=0)
+        ax.set_title(method_label(name), fontsize=12)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0][0].legend(loc="lower left", fontsize=7, markerscale=2)
+    for ax in list(axes.flat)[len(frames) :]:
+        ax.axis("off")
+    names = class_names or {}
+    handles = [Line2D([], [], marker="o", ls="", color="red", label="forget class")]
+    handles += [
+        Line2D([], [], marker="o", ls="", color=cmap(c % 10), label=str(names.get(c, c)))
+        for c in retained
+    ]
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=min(len(handles), 6),
+        fontsize=10,
+        title="retained classes (colour) and the forget class (red)",
+        frameon=False,
+    )
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=13)
+    fig.tight_layout(rect=(0, 0.12 if rows == 1 else 0.08, 1, 1))
     return fig

@@ -86,7 +86,8 @@ def execute_chapter(
         args.append("--no-progress-bar")
     for k, v in (params or {}).items():
         if isinstance(v, (list, tuple, dict)):
-            args += ["-y", k, json.dumps(list(v) if isinstance(v, tuple) else v)]
+            # papermill's -y takes a YAML mapping (JSON is YAML): one per parameter
+            args += ["-y", json.dumps({k: list(v) if isinstance(v, tuple) else v})]
         else:
             args += ["-p", k, str(v)]
     t0 = time.perf_counter()

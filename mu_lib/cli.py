@@ -1,4 +1,4 @@
-"""The ``mu`` command: ``run``, ``methods``, ``sweep``, ``book``, ``cache``."""
+"""The ``mu`` command: ``run``, ``methods``, ``sweep``, ``book``, ``cache``, ``audit``."""
 
 from __future__ import annotations
 
@@ -106,12 +106,38 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def chapter_params(p_items: list | None, y_items: list | None) -> dict:
+    """``-p key value`` and ``-y key yaml`` pairs as papermill reads them: ``-p`` values stay
+    strings for papermill to type, except a list or mapping (``-p seeds "[0, 1, 2]"``), which is
+    read as YAML like ``-y``."""
+    import yaml
+
+    out: dict = {}
+    for key, text in p_items or []:
+        out[key] = yaml.safe_load(text) if text.lstrip()[:1] in ("[", "{") else text
+    for key, text in y_items or []:
+        try:
+            out[key] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise MuError(
+                f"-y {key} expects YAML, e.g. -y {key} '[0, 1, 2]'; got {text!r}"
+            ) from err
+    return out
+
+
 def cmd_book(args) -> int:
     from .book import build_book
     from .profiles import get_profile
 
+    params = chapter_params(args.p, args.y)
+    if "profile" in params:
+        if args.profile and args.profile != params["profile"]:
+            raise MuError(f"--profile {args.profile} and -p profile {params['profile']} disagree")
+        args.profile = str(params.pop("profile"))
+    if params and not args.chapter:
+        raise MuError("-p/-y apply to one chapter's parameters: name it with --chapter NAME")
     prof = get_profile(args.profile).name
-    build_book(prof, chapters=args.chapter or None, skip_build=args.no_build)
+    build_book(prof, chapters=args.chapter or None, skip_build=args.no_build, params=params)
     return 0
 
 
@@ -154,11 +180,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None)
     p.add_argument("--chapter", action="append", help="only these chapters (repeatable)")
     p.add_argument("--no-build", action="store_true", help="execute notebooks only")
+    p.add_argument(
+        "-p",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="chapter parameter, as papermill's -p (e.g. -p seed 3); repeatable",
+    )
+    p.add_argument(
+        "-y",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "YAML"),
+        help="chapter parameter as YAML, as papermill's -y (e.g. -y seeds '[0, 1, 2]')",
+    )
     p.set_defaults(fn=cmd_book)
 
     p = sub.add_parser("cache", help="inspect or clear the result cache")
     p.add_argument("action", choices=["ls", "clear"])
     p.set_defaults(fn=cmd_cache)
+
+    from .audit_cli import add_audit_parser
+
+    add_audit_parser(sub)
 
     try:
         from .sweep import add_sweep_parser

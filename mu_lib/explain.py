@@ -254,6 +254,10 @@ def cam_grid(
     rows = len(cams) + 1
     fig, axes = plt.subplots(rows, n, figsize=(cell * n + 1.6, cell * rows), squeeze=False)
     for j in range(n):
+    if cams:
+        scale = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
+        bar = fig.colorbar(scale, ax=axes[1:, :].ravel().tolist(), fraction=0.02, pad=0.01)
+        bar.set_label("Grad-CAM (normalised)", fontsize=8)
         axes[0, j].imshow(shown[j], cmap="gray" if gray else None, vmin=0, vmax=1)
     axes[0, 0].set_ylabel("input", rotation=0, ha="right", va="center", fontsize=8)
     for i, (name, c) in enumerate(cams.items(), start=1):

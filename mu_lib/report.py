@@ -28,8 +28,9 @@ def results_dir() -> Path:
     return d
 
 
-def show_figure(fig, name: str, caption: str | None = None):
-    """Save ``fig`` as ``<figures>/<name>.png``, glue it under ``name`` and display it once."""
+def show_figure(fig, name: str, caption: str | None = None) -> None:
+    """Save ``fig`` as ``<figures>/<name>.png``, glue it under ``name`` and display it once.
+    Returns nothing, so a chapter's last line prints no path."""
     import matplotlib.pyplot as plt
 
     path = figures_dir() / f"{name}.png"
@@ -43,25 +44,80 @@ def show_figure(fig, name: str, caption: str | None = None):
 
         display(fig)
     plt.close(fig)
-    return path
 
 
-def save_results(name: str, df: pd.DataFrame, meta: dict | None = None) -> Path:
-    """Persist a chapter's table (CSV + JSON metadata) for the reproduction report."""
+def code_version() -> str:
+    """``git describe --always --dirty`` of the checkout the library runs from, else ``unknown``."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def result_provenance(meta: dict) -> dict:
+    """What produced a saved table: profile, real datasets (and the paper's they stand in for),
+    seeds, library version and commit, torch version."""
+    import torch
+
+    from .labels import dataset_label, stand_ins
+    from .profiles import get_profile
+
+    prof = get_profile(meta.get("profile"))
+    out = {
+        "profile": prof.name,
+        "datasets": {"ours": dataset_label(prof.dataset), "stands in for": "CIFAR-10"},
+        "datasets_many": {"ours": dataset_label(prof.dataset_many), "stands in for": "CIFAR-100"},
+        "stand_ins": stand_ins(prof),
+        "backbone": prof.backbone,
+        "mu_lib": __version__,
+        "commit": code_version(),
+        "torch": torch.__version__,
+    }
+    if meta.get("dataset"):
+        out["dataset"] = dataset_label(meta["dataset"])
+    for k in ("seed", "seeds"):
+        if k in meta:
+            out[k] = meta[k]
+    return out
+
+
+def save_results(name: str, df: pd.DataFrame, meta: dict | None = None) -> None:
+    """Persist a chapter's table (CSV + JSON metadata) for the reproduction report.  The CSV
+    names the real dataset beside the paper's it stands in for (``labels.relabel_frame``); the
+    JSON carries ``provenance`` (profile, datasets, seeds, version, commit)."""
+    from .labels import relabel_frame
+
+    meta = dict(meta or {})
+    meta["provenance"] = result_provenance(meta)
     d = results_dir()
-    df.to_csv(d / f"{name}.csv", index=False)
-    (d / f"{name}.json").write_text(json.dumps(meta or {}, indent=2, default=str))
-    return d / f"{name}.csv"
+    relabel_frame(df, meta["provenance"]["profile"]).to_csv(d / f"{name}.csv", index=False)
+    (d / f"{name}.json").write_text(json.dumps(meta, indent=2, default=str))
 
 
 def provenance(profile, dataset: str | None = None, device: str | None = None, **extra) -> str:
     """One markdown line naming what produced the numbers on a page."""
+    from .labels import dataset_label, stand_ins
     from .train import resolve_device
 
     name = getattr(profile, "name", profile)
     parts = [f"profile **{name}**"]
     if dataset:
-        parts.append(f"dataset **{dataset}**")
+        paper_of = {v: k for k, v in stand_ins(profile).items()} if hasattr(profile, "name") else {}
+        shown = []
+        for d in str(dataset).split(" / "):
+            real = dataset_label(d)
+            paper = paper_of.get(real)
+            shown.append(real if paper in (None, real) else f"{real} (stands in for {paper})")
+        parts.append(f"dataset **{' / '.join(shown)}**")
     if hasattr(profile, "backbone"):
         parts.append(f"backbone **{profile.backbone}**")
     parts.append(f"device **{resolve_device(device)}**")
@@ -85,15 +141,35 @@ def metrics_frame(
     return pd.DataFrame(rows)
 
 
+def ci95_halfwidth(std: float, n: int) -> float:
+    """Half-width of the t-based 95% interval of a mean of ``n`` values with sample std ``std``."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, n - 1) * std / n**0.5) if n > 1 else float("nan")
+
+
 def mean_std(df: pd.DataFrame, by: str = "label", digits: int = 2) -> pd.DataFrame:
-    """Mean and standard deviation over seeds, formatted 'mean ± std' strings per metric."""
+    """Mean over seeds per metric, as strings: 'mean ± h' with h the half-width of a 95% t
+    interval and a column ``n`` when more than one seed ran; the plain mean when one did (a
+    '± 0.00' would claim a precision one run cannot show)."""
     num = [c for c in df.columns if c not in (by, "seed") and pd.api.types.is_numeric_dtype(df[c])]
     g = df.groupby(by, sort=False)[num]
-    mean, std = g.mean(), g.std(ddof=0).fillna(0.0)
+    mean, std, count = g.mean(), g.std(ddof=1), g.count()
     out = mean.copy().astype(object)
+    several = bool((count.max(axis=1) > 1).any()) if len(count) else False
     for c in num:
         d = 4 if c.startswith("ou") else digits
-        out[c] = [f"{m:.{d}f} ± {s:.{d}f}" for m, s in zip(mean[c], std[c], strict=True)]
+        cells = []
+        for m, s, n in zip(mean[c], std[c], count[c], strict=True):
+            if pd.isna(m):
+                cells.append("–")
+            elif n > 1:
+                cells.append(f"{m:.{d}f} ± {ci95_halfwidth(s, int(n)):.{d}f}")
+            else:
+                cells.append(f"{m:.{d}f}")
+        out[c] = cells
+    if several:
+        out.insert(0, "n", count.max(axis=1).astype(int))
     return out.reset_index()
 
 
@@ -119,9 +195,17 @@ def beside_paper(
     return out
 
 
-def style_table(df: pd.DataFrame, digits: int = 2):
+# Columns that hold counts (printed without decimals even when stored as floats).
+INTEGER_COLUMNS = {"n", "N", "shots", "k", "seed", "seeds", "count", "epochs", "round", "classes"}
+
+
+def style_table(df: pd.DataFrame, digits: int = 2, profile=None):
     """A compact display of a result table (4 decimals for OU columns, learning rates as 3e-04,
-    dashes for missing)."""
+    whole numbers as integers, dashes for missing; methods named by ``labels.method_label`` and,
+    given ``profile``, the real dataset beside the paper's it stands in for)."""
+    from .labels import relabel_frame
+
+    df = relabel_frame(df, profile)
     fmt = {}
     for c in df.columns:
         if pd.api.types.is_numeric_dtype(df[c]):
@@ -130,6 +214,8 @@ def style_table(df: pd.DataFrame, digits: int = 2):
                 fmt[c] = "{:.4f}"
             elif name == "lr" or name.endswith(" lr") or name.startswith("lr "):
                 fmt[c] = "{:.0e}"  # two decimals would print 3e-4 as 0.00
+            elif pd.api.types.is_integer_dtype(df[c]) or name in INTEGER_COLUMNS:
+                fmt[c] = "{:.0f}"  # counts and shot numbers: "10", not "10.00"
             else:
                 fmt[c] = "{:." + str(digits) + "f}"
     return df.style.format(fmt, na_rep="–").hide(axis="index")
