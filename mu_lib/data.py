@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import MuError
+from .fingerprint import files_fingerprint
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -34,6 +35,9 @@ class DatasetInfo:
     loader: Callable[[bool, str | None], Arrays]
     stands_in_for: str
     how_to_get: str
+    # (name, path) of every file the loader reads (name: as the dataset refers to it); keys the
+    # cache by the data's content (None: by the dataset's name only)
+    source_files: Callable[[str | None], list[tuple[str, Path]]] | None = None
 
 
 DATASETS: dict[str, DatasetInfo] = {}
@@ -53,10 +57,27 @@ def get_dataset_info(name: str) -> DatasetInfo:
 def cache_dir() -> Path:
     """Where downloads and the result cache go: ``$MU_CACHE_DIR`` or ``~/.cache/unlearning-blindspots``."""
     root = os.environ.get("MU_CACHE_DIR") or Path.home() / ".cache" / "unlearning-blindspots"
-    return Path(root)
+    return Path(root).expanduser()
+
+
+def data_fingerprint(name: str, root: str | None = None) -> str:
+    """Fingerprint of the files dataset ``name`` reads (sha256 of each, remembered per path,
+    size and mtime, so a warm run only stats them): other data under one name is another key."""
+    info = get_dataset_info(name)
+    if info.source_files is None:
+        return f"name:{name}"
+    book = cache_dir() / "fingerprints" / "data.json"
+    return files_fingerprint(info.source_files(root), book, f"{name}:{getattr(info, 'spec', '')}")
 
 
 # ---------------------------------------------------------------- loaders
+
+
+def _digits_files(root: str | None = None) -> list[tuple[str, Path]]:
+    from importlib.util import find_spec
+
+    sklearn = Path(find_spec("sklearn").origin).parent  # found without importing it
+    return [("digits.csv.gz", sklearn / "datasets" / "data" / "digits.csv.gz")]
 
 
 def _load_digits(train: bool, root: str | None = None) -> Arrays:
@@ -78,13 +99,54 @@ FASHION_FILES = {
 }
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        _zero, dtype, ndim = struct.unpack(">HBB", f.read(4))
-        if dtype != 0x08:
-            raise MuError(f"{path} is not an unsigned-byte IDX file; delete it and fetch it again")
-        shape = struct.unpack(">" + "I" * ndim, f.read(4 * ndim))
-        return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
+def _read_idx(path: Path, ndim: int | None = None) -> np.ndarray:
+    """An IDX file (gzip), checked: its header, its length and its number of dimensions."""
+    refetch = "delete it and fetch it again (apt-get install --reinstall dataset-fashion-mnist)"
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4:
+                raise MuError(f"{path} is empty or truncated (no IDX header); {refetch}")
+            _zero, dtype, nd = struct.unpack(">HBB", head)
+            if dtype != 0x08 or (ndim is not None and nd != ndim):
+                raise MuError(
+                    f"{path} is not an unsigned-byte IDX file of {ndim or nd} dimensions "
+                    f"(type 0x{dtype:02x}, {nd} dimensions); {refetch}"
+                )
+            dims = f.read(4 * nd)
+            if len(dims) < 4 * nd:
+                raise MuError(f"{path} is truncated (incomplete IDX header); {refetch}")
+            shape = struct.unpack(">" + "I" * nd, dims)
+            data = f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise MuError(f"{path} is not a readable gzip file ({err}); {refetch}") from None
+    need = int(np.prod(shape))
+    if len(data) != need:
+        raise MuError(
+            f"{path} holds {len(data)} bytes of data, its header says {need} "
+            f"(shape {list(shape)}): the file is truncated or corrupt; {refetch}"
+        )
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+def check_arrays(
+    x: np.ndarray, y: np.ndarray, x_file: Path | str, y_file: Path | str, num_classes: int
+) -> None:
+    """Images and labels read from two files belong together: same count, labels in range."""
+    if len(x) != len(y):
+        raise MuError(
+            f"{x_file} holds {len(x)} images but {y_file} holds {len(y)} labels: the files "
+            "do not belong together (e.g. training images with test labels); put the matching "
+            "pair in place"
+        )
+    if len(y) == 0:
+        raise MuError(f"{x_file} holds no images; fetch the dataset again")
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= num_classes:
+        raise MuError(
+            f"{y_file} has labels in [{lo}, {hi}], expected 0..{num_classes - 1}; "
+            "it is not this dataset's label file"
+        )
 
 
 def fashion_mnist_roots(root: str | None = None) -> list[Path]:
@@ -93,7 +155,7 @@ def fashion_mnist_roots(root: str | None = None) -> list[Path]:
     if root:
         cands.append(Path(root))
     if os.environ.get("MU_DATA_DIR"):
-        d = Path(os.environ["MU_DATA_DIR"])
+        d = Path(os.environ["MU_DATA_DIR"]).expanduser()
         cands += [d / "fashion-mnist", d]
     cands += [FASHION_DEBIAN, cache_dir() / "data" / "fashion-mnist"]
     tv = cache_dir() / "data" / "FashionMNIST" / "raw"
@@ -101,18 +163,19 @@ def fashion_mnist_roots(root: str | None = None) -> list[Path]:
     return cands
 
 
-def _load_fashion(train: bool, root: str | None = None) -> Arrays:
+def _fashion_dir(train: bool, root: str | None = None) -> Path:
+    """The folder holding the split's two files (downloaded first when allowed)."""
     img_name, lab_name = FASHION_FILES[train]
-    for d in fashion_mnist_roots(root):
-        if (d / img_name).exists() and (d / lab_name).exists():
-            x = _read_idx(d / img_name).astype(np.float32)[:, None] / 255.0
-            y = _read_idx(d / lab_name).astype(np.int64)
-            return x, y
-    if os.environ.get("MU_ALLOW_DOWNLOAD", "") == "1":
-        from torchvision.datasets import FashionMNIST
+    for attempt in range(2):
+        for d in fashion_mnist_roots(root):
+            if (d / img_name).exists() and (d / lab_name).exists():
+                return d
+        if attempt == 0 and os.environ.get("MU_ALLOW_DOWNLOAD", "") == "1":
+            from torchvision.datasets import FashionMNIST
 
-        FashionMNIST(str(cache_dir() / "data"), train=train, download=True)
-        return _load_fashion(train, root)
+            FashionMNIST(str(cache_dir() / "data"), train=train, download=True)
+        else:
+            break
     searched = ", ".join(str(p) for p in fashion_mnist_roots(root))
     raise MuError(
         "Fashion-MNIST not found (searched: " + searched + "). Install it with "
@@ -121,11 +184,40 @@ def _load_fashion(train: bool, root: str | None = None) -> Arrays:
     )
 
 
+def _fashion_files(root: str | None = None) -> list[tuple[str, Path]]:
+    return [
+        (n, _fashion_dir(train, root) / n) for train in (True, False) for n in FASHION_FILES[train]
+    ]
+
+
+def _load_fashion(train: bool, root: str | None = None) -> Arrays:
+    d = _fashion_dir(train, root)
+    img_name, lab_name = FASHION_FILES[train]
+    x = _read_idx(d / img_name, ndim=3)
+    y = _read_idx(d / lab_name, ndim=1)
+    check_arrays(x, y, d / img_name, d / lab_name, num_classes=10)
+    return x.astype(np.float32)[:, None] / 255.0, y.astype(np.int64)
+
+
+def _cifar_base(root: str | None) -> Path:
+    return Path(root or os.environ.get("MU_DATA_DIR") or cache_dir() / "data").expanduser()
+
+
+def _cifar_files(folder: str) -> Callable[[str | None], list[tuple[str, Path]]]:
+    """The extracted python version's files (none yet: keyed by name until downloaded)."""
+
+    def files(root: str | None = None) -> list[tuple[str, Path]]:
+        d = _cifar_base(root) / folder
+        return [(p.name, p) for p in sorted(d.iterdir()) if p.is_file()] if d.is_dir() else []
+
+    return files
+
+
 def _torchvision_cifar(cls_name: str) -> Callable[[bool, str | None], Arrays]:
     def load(train: bool, root: str | None = None) -> Arrays:
         import torchvision.datasets as tvd
 
-        base = Path(root or os.environ.get("MU_DATA_DIR") or cache_dir() / "data")
+        base = _cifar_base(root)
         download = os.environ.get("MU_ALLOW_DOWNLOAD", "") == "1"
         try:
             ds = getattr(tvd, cls_name)(str(base), train=train, download=download)
@@ -142,7 +234,14 @@ def _torchvision_cifar(cls_name: str) -> Callable[[bool, str | None], Arrays]:
 
 register_dataset(
     DatasetInfo(
-        "digits", 10, 1, 8, _load_digits, "CIFAR-10 (smoke tests)", "bundled with scikit-learn"
+        "digits",
+        10,
+        1,
+        8,
+        _load_digits,
+        "CIFAR-10 (smoke tests)",
+        "bundled with scikit-learn",
+        _digits_files,
     )
 )
 register_dataset(
@@ -154,16 +253,31 @@ register_dataset(
         _load_fashion,
         "CIFAR-10",
         "sudo apt-get install -y dataset-fashion-mnist",
+        _fashion_files,
     )
 )
 register_dataset(
     DatasetInfo(
-        "cifar10", 10, 3, 32, _torchvision_cifar("CIFAR10"), "CIFAR-10", "MU_ALLOW_DOWNLOAD=1"
+        "cifar10",
+        10,
+        3,
+        32,
+        _torchvision_cifar("CIFAR10"),
+        "CIFAR-10",
+        "MU_ALLOW_DOWNLOAD=1",
+        _cifar_files("cifar-10-batches-py"),
     )
 )
 register_dataset(
     DatasetInfo(
-        "cifar100", 100, 3, 32, _torchvision_cifar("CIFAR100"), "CIFAR-100", "MU_ALLOW_DOWNLOAD=1"
+        "cifar100",
+        100,
+        3,
+        32,
+        _torchvision_cifar("CIFAR100"),
+        "CIFAR-100",
+        "MU_ALLOW_DOWNLOAD=1",
+        _cifar_files("cifar-100-python"),
     )
 )
 
@@ -171,10 +285,29 @@ register_dataset(
 @lru_cache(maxsize=8)
 def load_raw(name: str, train: bool = True, root: str | None = None) -> Arrays:
     """Images (N, C, H, W) float32 in [0, 1] and int64 labels of one split of a dataset."""
-    x, y = get_dataset_info(name).loader(train, root)
+    info = get_dataset_info(name)
+    x, y = info.loader(train, root)
+    check_loaded(info, train, x, y)
     x.setflags(write=False)
     y.setflags(write=False)
     return x, y
+
+
+def check_loaded(info: DatasetInfo, train: bool, x: np.ndarray, y: np.ndarray) -> None:
+    """What a loader returned has the registered shape, values in [0, 1] and valid labels."""
+    split = "training" if train else "test"
+    where = f"{info.name} ({split} split)"
+    want = (info.channels, info.size, info.size)
+    if x.ndim != 4 or tuple(x.shape[1:]) != want:
+        raise MuError(f"{where}: images have shape {list(x.shape)}, expected [N, {list(want)}]")
+    if len(x) != len(y) or len(y) == 0:
+        raise MuError(f"{where}: {len(x)} images but {len(y)} labels; fetch the dataset again")
+    if not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0:
+        raise MuError(f"{where}: pixel values outside [0, 1] or not finite; fetch it again")
+    if y.min() < 0 or y.max() >= info.num_classes:
+        raise MuError(
+            f"{where}: labels in [{y.min()}, {y.max()}], expected 0..{info.num_classes - 1}"
+        )
 
 
 def _cap_per_class(y: np.ndarray, cap: int | None, seed: int = 0) -> np.ndarray:
@@ -280,6 +413,9 @@ def check_forget_classes(forget_classes, num_classes: int, dataset: str) -> tupl
     return fc
 
 
+_LOADED: dict[str, str] = {}  # dataset -> data fingerprint of the arrays cached in memory
+
+
 @lru_cache(maxsize=16)
 def _capped_tensors(name: str, train: bool, cap: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = load_raw(name, train)
@@ -296,6 +432,11 @@ def make_split(
     """Build the forget split of ``dataset`` (capped per class as the profile says)."""
     info = get_dataset_info(dataset)
     fc = check_forget_classes(forget_classes, info.num_classes, dataset)
+    fp = data_fingerprint(dataset)
+    if _LOADED.setdefault(dataset, fp) != fp:  # the files changed under this process
+        load_raw.cache_clear()
+        _capped_tensors.cache_clear()
+        _LOADED[dataset] = fp
     xtr, ytr = _capped_tensors(dataset, True, train_per_class)
     xte, yte = _capped_tensors(dataset, False, test_per_class)
     return ForgetSplit(dataset, info.num_classes, fc, xtr, ytr, xte, yte)

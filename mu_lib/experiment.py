@@ -16,14 +16,23 @@ from torch import nn
 
 from . import MuError, __version__
 from .attacks.pra import DEFAULT_ALPHAS, FORMS, PRA, check_alpha
-from .data import ForgetSplit, get_dataset_info, make_split
+from .data import ForgetSplit, data_fingerprint, get_dataset_info, make_split
 from .metrics import accuracy_suite, feature_dispersion, ou_from_logits
 from .models import build_model
 from .perturb import gaussian, pgd_linf
 from .profiles import Profile, get_profile
-from .store import Store, config_key
+from .store import Store, config_key, finite_json
 from .train import predict_logits, resolve_device, seed_everything, to_device, train_classifier
 from .unlearn import Context, Method, build_method
+from .validate import check_run_settings
+
+# Cache keys hash the code of this module and of every package module it imports.
+CODE = "mu_lib.experiment"
+
+
+def entry_key(conf: dict[str, Any]) -> str:
+    """The cache key of a model or result of this module (configuration + code fingerprint)."""
+    return config_key(conf, CODE)
 
 
 @dataclass
@@ -45,6 +54,7 @@ class RunConfig:
     eval_eps: float | None = None  # None: the profile's pgd_eps
 
     def __post_init__(self):
+        check_run_settings(self)
         self.forget_classes = tuple(int(c) for c in self.forget_classes)
         self.alphas = tuple(check_alpha(a) for a in self.alphas)
         if self.pra_form not in FORMS:
@@ -69,17 +79,24 @@ class Result:
     cached: bool = False
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "config": self.config,
-                "metrics": self.metrics,
-                "timings": self.timings,
-                "details": self.details,
-                "cached": self.cached,
-            },
-            indent=2,
-            default=str,
+        """Strict JSON: a non-finite number is written as null and named in ``nonfinite``."""
+        out, bad = finite_json(
+            json.loads(
+                json.dumps(
+                    {
+                        "config": self.config,
+                        "metrics": self.metrics,
+                        "timings": self.timings,
+                        "details": self.details,
+                        "cached": self.cached,
+                    },
+                    default=str,
+                )
+            )
         )
+        if bad:
+            out["nonfinite"] = bad
+        return json.dumps(out, indent=2, allow_nan=False)
 
 
 _STORE: Store | None = None
@@ -99,7 +116,10 @@ def store() -> Store:
 def split_for(cfg: RunConfig) -> ForgetSplit:
     p = cfg.prof
     dataset = cfg.dataset or p.dataset
-    key = f"split:{dataset}:{cfg.forget_classes}:{p.train_per_class}:{p.test_per_class}"
+    key = (
+        f"split:{dataset}:{data_fingerprint(dataset)}:{cfg.forget_classes}:"
+        f"{p.train_per_class}:{p.test_per_class}"
+    )
     if key not in _MEMO:
         _MEMO[key] = make_split(dataset, cfg.forget_classes, p.train_per_class, p.test_per_class)
     return _MEMO[key]
@@ -110,6 +130,7 @@ def original_config(cfg: RunConfig) -> dict[str, Any]:
     return {
         "what": "original",
         "dataset": cfg.dataset or p.dataset,
+        "data": data_fingerprint(cfg.dataset or p.dataset),
         "backbone": cfg.backbone or p.backbone,
         "train": {
             "train_epochs": p.epochs_for(cfg.backbone),
@@ -144,12 +165,13 @@ def _load_or_build(kind: str, conf: dict, cfg: RunConfig, build) -> tuple[nn.Mod
     the model), so that a table of unlearning times does not report the time of loading a file.
     """
     device = resolve_device(cfg.device)
-    key = config_key(conf)
+    key = entry_key(conf)
     if key in _MEMO:
         model, secs = _MEMO[key]
         return model, secs, True
     model = new_model(cfg)
-    tensors = store().get_tensors(kind, key)
+    fits = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+    tensors = store().get_tensors(kind, key, expect=fits)
     t0 = time.perf_counter()
     hit = tensors is not None
     if hit:
@@ -160,12 +182,27 @@ def _load_or_build(kind: str, conf: dict, cfg: RunConfig, build) -> tuple[nn.Mod
         seed_everything(cfg.seed)
         model = new_model(cfg)  # re-create under the seed: initialisation is part of the run
         model = to_device(model, device)
+        store().check_writable()  # before the compute, not after it
         build(model)
         secs = time.perf_counter() - t0
+        check_finite_model(model, kind, conf)
         store().put_tensors(kind, key, model.state_dict(), {"config": conf, "secs": secs})
     model.eval()
     _MEMO[key] = (model, secs)
     return model, secs, hit
+
+
+def check_finite_model(model: nn.Module, kind: str, conf: dict[str, Any]) -> None:
+    """A model with NaN/inf weights is a diverged run: an error, never a cache entry."""
+    state = model.state_dict()
+    bad = [n for n, t in state.items() if t.is_floating_point() and not t.isfinite().all()]
+    if bad:
+        what = "unlearned" if conf.get("what") == "unlearned" else "original"
+        fix = "--set lr=<smaller>" if what == "unlearned" else "the profile's train_lr"
+        raise MuError(
+            f"the {what} model has non-finite weights ({bad[0]}, ...): the run diverged and "
+            f"nothing was stored; lower the learning rate ({fix}) or the loss weights"
+        )
 
 
 def original_model(cfg: RunConfig) -> tuple[nn.Module, float, bool]:
@@ -239,7 +276,7 @@ def unlearn_from(
         backbone=cfg.backbone,
         # the original's config already names its seed and device
         shared=_MEMO.setdefault(
-            f"shared:{config_key(original_config(cfg))}:{split.forget_classes}", {}
+            f"shared:{entry_key(original_config(cfg))}:{split.forget_classes}", {}
         ),
     )
     out = method.unlearn(ctx)
@@ -377,7 +414,7 @@ def result_key(cfg: RunConfig, conf: dict[str, Any] | None = None) -> str:
     ``lambda2=1.0`` or not at all (the default) is one entry."""
     conf = resolved_config(cfg) if conf is None else conf
     keyed = {k: v for k, v in conf.items() if k != "overrides"}
-    return config_key({"what": "result", **keyed, "unlearned": unlearn_config(cfg)})
+    return entry_key({"what": "result", **keyed, "unlearned": unlearn_config(cfg)})
 
 
 def run(cfg: RunConfig | None = None, **kw) -> Result:
@@ -386,10 +423,11 @@ def run(cfg: RunConfig | None = None, **kw) -> Result:
     conf = validate(cfg)
     key = result_key(cfg, conf)
     hit = store().get_json("results", key)
-    if hit is not None:
+    if hit is not None and all(k in hit for k in ("metrics", "timings")):
         return Result(  # this call's config: it may spell the overrides differently
             conf, hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
         )
+    store().check_writable()  # an unwritable cache fails now, not after the compute
     timings: dict[str, float] = {}
     _, timings["original"], orig_hit = original_model(cfg)
     model, timings["unlearn"], _, counts = unlearned_model(cfg)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -130,11 +131,37 @@ def _val_annotations(root: Path, classes: Sequence[str]) -> list[tuple[str, int]
 
 
 def scan_folder(root: str | Path, spec: FolderSpec) -> FolderIndex:
-    """List classes and image files of ``root`` for ``spec`` (errors say what was expected)."""
+    """List classes and image files of ``root`` for ``spec`` (errors say what was expected).
+
+    Files and class folders that are symbolic links out of ``root`` are skipped with a warning:
+    the dataset is what lies under its root."""
     spec.check()
-    root = Path(root)
+    root = Path(root).expanduser()
     if not root.is_dir():
         raise MuError(f"image folder {root} does not exist")
+    try:
+        index = _scan(root, spec)
+    except PermissionError as err:
+        raise MuError(
+            f"cannot read {err.filename or root} in image folder {root} (permission denied); "
+            "make it readable (chmod -R u+rX) or point the dataset at another folder"
+        ) from None
+    real = os.path.realpath(root)
+    inside = [
+        [(p, y) for p, y in part if os.path.realpath(p).startswith(real + os.sep)]
+        for part in (index.train, index.test)
+    ]
+    dropped = len(index.train) + len(index.test) - sum(map(len, inside))
+    if dropped:
+        warnings.warn(
+            f"image folder {root}: skipped {dropped} file(s) that link outside it", stacklevel=2
+        )
+    if not inside[0] or not inside[1]:
+        raise MuError(f"image folder {root} holds no images of its own (only links out of it)")
+    return FolderIndex(index.classes, tuple(inside[0]), tuple(inside[1]))
+
+
+def _scan(root: Path, spec: FolderSpec) -> FolderIndex:
     has_train = (root / "train").is_dir()
     base = root / "train" if (has_train and spec.layout == "classes") else root
     files = {d.name: _class_images(d) for d in _subdirs(base)}
@@ -178,7 +205,7 @@ def _scan_cached(root: str, spec: FolderSpec, mtime: float) -> FolderIndex:
 
 def cached_scan(root: str | Path, spec: FolderSpec) -> FolderIndex:
     """``scan_folder`` memoised per (root, spec, root's modification time)."""
-    root = Path(root)
+    root = Path(root).expanduser()
     mtime = root.stat().st_mtime if root.exists() else 0.0
     return _scan_cached(str(root.resolve()), spec, mtime)
 
@@ -186,11 +213,17 @@ def cached_scan(root: str | Path, spec: FolderSpec) -> FolderIndex:
 def _decode(path: str, spec: FolderSpec) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("L" if spec.channels == 1 else "RGB")
-        if im.size != (spec.size, spec.size):
-            im = im.resize((spec.size, spec.size), Image.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if spec.channels == 1 else "RGB")
+            if im.size != (spec.size, spec.size):
+                im = im.resize((spec.size, spec.size), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for unreadable images
+        raise MuError(
+            f"{path} is not a readable image ({type(err).__name__}: {err}); delete it or move it "
+            "out of the dataset folder"
+        ) from None
     return arr[None] if spec.channels == 1 else arr.transpose(2, 0, 1)
 
 
@@ -214,7 +247,7 @@ def decode_images(items: Sequence[tuple[str, int]], spec: FolderSpec):
 def default_root(name: str) -> Path:
     """``$MU_DATA_DIR/<name>``, else ``<cache dir>/data/<name>``."""
     base = os.environ.get("MU_DATA_DIR")
-    return Path(base) / name if base else cache_dir() / "data" / name
+    return Path(base).expanduser() / name if base else cache_dir() / "data" / name
 
 
 class FolderDatasetInfo(DatasetInfo):
@@ -243,7 +276,7 @@ class FolderDatasetInfo(DatasetInfo):
 
     def root(self, root: str | None = None) -> Path:
         """The folder to read: an explicit root, the registered root or ``$MU_DATA_DIR/<name>``."""
-        path = Path(root or self.fixed_root or default_root(self.name))
+        path = Path(root or self.fixed_root or default_root(self.name)).expanduser()
         if not path.is_dir():
             raise MuError(f"{self.name} not found at {path}. {self.how_to_get}")
         return path
@@ -283,7 +316,19 @@ def register_folder_dataset(
         index = cached_scan(info.root(explicit_root), spec)
         return decode_images(index.train if train else index.test, spec)
 
-    info = FolderDatasetInfo(name, 0, channels, size, loader, stands_in_for or name, how)
+    def source_files(explicit_root: str | None = None) -> list[tuple[str, Path]]:
+        """Each image the loader reads, named by split and path under the root (the class)."""
+        index = cached_scan(info_box["info"].root(explicit_root), spec)
+        real = os.path.realpath(info_box["info"].root(explicit_root))
+        return [
+            (f"{split}:{os.path.relpath(p, real)}:{label}", Path(p))
+            for split, part in (("train", index.train), ("test", index.test))
+            for p, label in part
+        ]
+
+    info = FolderDatasetInfo(
+        name, 0, channels, size, loader, stands_in_for or name, how, source_files
+    )
     object.__setattr__(info, "spec", spec)
     object.__setattr__(info, "fixed_root", str(root) if root else None)
     info_box["info"] = info

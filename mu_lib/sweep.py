@@ -25,12 +25,13 @@ from . import MuError
 from .experiment import (
     Result,
     RunConfig,
+    entry_key,
     original_config,
     resolved_config,
     result_key,
     store,
 )
-from .store import config_key
+from .store import finite_json
 from .train import progress, resolve_device
 
 EXECUTORS = ("local", "ray")
@@ -191,7 +192,7 @@ def _task_original(cfg: RunConfig, env: dict[str, str], threads: int | None) -> 
     from .experiment import original_model
 
     original_model(cfg)
-    return config_key(original_config(cfg))
+    return entry_key(original_config(cfg))
 
 
 def _task_run(cfg: RunConfig, env: dict[str, str], threads: int | None, *deps: Any) -> Result:
@@ -263,14 +264,14 @@ def _run_ray(
         # Train each original model shared by several pending runs once, before those runs.
         groups: dict[str, list[RunConfig]] = {}
         for c in todo:
-            groups.setdefault(config_key(original_config(c)), []).append(c)
+            groups.setdefault(entry_key(original_config(c)), []).append(c)
         deps: dict[str, Any] = {}
         for okey, members in groups.items():
             if len(members) > 1 and store().get_json("models", okey) is None:
                 deps[okey] = original_task.remote(members[0], env, threads)
         refs = []
         for c in todo:
-            okey = config_key(original_config(c))
+            okey = entry_key(original_config(c))
             extra = (deps[okey],) if okey in deps else ()
             refs.append(run_task.remote(c, env, threads, *extra))
         index = {ref: i for i, ref in enumerate(refs)}
@@ -445,7 +446,10 @@ def add_sweep_parser(
 def cli_sweep(args: argparse.Namespace) -> int:
     """``mu sweep``: build the grid, run it, print a summary and optionally write JSON."""
     from .cli import parse_classes, parse_sets
+    from .validate import check_output_file
 
+    if args.json_out:
+        check_output_file(args.json_out, "--json-out")  # before any run, not after
     try:
         seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
     except ValueError as err:
@@ -491,7 +495,8 @@ def cli_sweep(args: argparse.Namespace) -> int:
             }
             for c, r in zip(configs, results, strict=True)
         ]
-        path = Path(args.json_out)
+        path = Path(args.json_out).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(records, indent=1, default=str))
+        clean = finite_json(json.loads(json.dumps(records, default=str)))[0]
+        path.write_text(json.dumps(clean, indent=1, allow_nan=False))
     return 0

@@ -7,6 +7,7 @@ relearning attack all go through it.  On CUDA it uses bf16 autocast and channels
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections.abc import Callable, Iterable
@@ -22,14 +23,12 @@ from .data import batches
 
 
 def resolve_device(device: str | None = None) -> str:
-    """``auto``/None picks CUDA when present, else CPU."""
+    """``auto``/None picks CUDA when present, else CPU; anything else must exist here."""
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MuError(
-            f"device {device!r} requested but CUDA is not available; use --device cpu or auto"
-        )
-    return device
+    from .validate import check_device
+
+    return check_device(device)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -96,6 +95,23 @@ def make_optimizer(
     raise MuError(f"unknown optimizer {kind!r}; choose 'sgd' or 'adam'")
 
 
+def raise_diverged(desc: str, epoch: int, value: float, optimizer: torch.optim.Optimizer) -> None:
+    """A NaN/inf loss ends the run (nothing of it is stored) with the setting to change."""
+    lr = optimizer.param_groups[0]["lr"] if optimizer.param_groups else None
+    what = "unlearning" if desc.startswith("unlearn") else "training"
+    fix = (
+        f"lower the learning rate (e.g. --set lr={lr / 10:g})"
+        if what == "unlearning" and lr
+        else f"lower the learning rate (now {lr:g}) or the method's loss weights"
+        if lr
+        else "lower the learning rate"
+    )
+    raise MuError(
+        f"{desc}: the {what} loss became {value} in epoch {epoch + 1}: the run diverged and "
+        f"nothing was stored; {fix}"
+    )
+
+
 def fit(
     model: nn.Module,
     make_batches: Callable[[int], Iterable[Any]],
@@ -132,7 +148,10 @@ def fit(
             optimizer.step()
             if after_step is not None:
                 after_step()
-            total += float(loss.detach())
+            value = float(loss.detach())  # the one host sync of a step, as before
+            if not math.isfinite(value):
+                raise_diverged(desc, epoch, value, optimizer)
+            total += value
             n += 1
         if scheduler is not None:
             scheduler.step()

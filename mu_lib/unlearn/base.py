@@ -21,6 +21,7 @@ from torch import nn
 from .. import MuError
 from ..data import batches
 from ..train import fit, make_optimizer
+from ..validate import check_fields
 
 
 @dataclass
@@ -272,6 +273,7 @@ def make_hparams(
         hp.retain_batch = hp.batch_size
     for name, f in fields.items():  # coerce strings/ints to the declared numeric type
         setattr(hp, name, _coerce(cls.name, name, f.type, getattr(hp, name)))
+    check_fields(cls.name, hp)  # types, finiteness, shared ranges: before the method's own checks
     hp.validate()
     return hp
 
