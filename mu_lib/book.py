@@ -58,7 +58,7 @@ def execute_chapter(
     from .book_pages import check_parameters, finish_notebook
 
     src = root / "notebooks" / f"{name}.md"
-    if not src.exists():
+    if name not in CHAPTERS or not src.exists():  # a name, never a path (../README)
         raise MuError(f"no chapter {name!r}; available: {available_chapters(root)}")
     check_parameters(src, name, [*(params or {}), "profile"])
     out_dir = out_dir or root / "book" / "generated"
@@ -117,7 +117,7 @@ def build_book(
     names = chapters or available_chapters(root)
     for name in names:
         src = root / "notebooks" / f"{name}.md"
-        if not src.exists():
+        if name not in CHAPTERS or not src.exists():  # a name, never a path (../README)
             raise MuError(f"no chapter {name!r}; available: {available_chapters(root)}")
         check_parameters(src, name, list(params or {}))
     status_path = root / "book" / "generated" / "results" / "status.json"

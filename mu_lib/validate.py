@@ -197,3 +197,125 @@ def check_output_file(path: Any, flag: str) -> None:
         ) from None
     if p.exists() and not os.access(p, os.W_OK):
         raise MuError(f"{flag} {path} exists and is read-only; choose another path")
+
+
+# ------------------------------------------------------------------ chapter (papermill) parameters
+
+_NO_LITERAL = object()  # a default that is not a literal (an expression): any value is accepted
+
+
+def _assignments(source: str) -> dict[str, Any]:
+    """``name -> literal default`` of the top-level assignments of a cell's source."""
+    import ast
+
+    out: dict[str, Any] = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return out
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    try:
+                        out[t.id] = ast.literal_eval(node.value) if node.value else None
+                    except ValueError:
+                        out[t.id] = _NO_LITERAL
+    return out
+
+
+def _parse_literal(text: str) -> Any:
+    import ast
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return _NO_LITERAL
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    return False
+
+
+def check_parameter(name: str, default: Any, value: Any) -> Any:
+    """``value`` given for a chapter parameter whose default is ``default``, in the default's
+    type: a string papermill passed for a list, number or dict is parsed, never iterated."""
+    kind = type(default)
+    if default is _NO_LITERAL:
+        return value
+    text = isinstance(value, str)
+    if text and (default is None or kind in (int, float, bool, list, tuple, dict)):
+        parsed = _parse_literal(value.strip())
+        if parsed is not _NO_LITERAL and not (default is None and isinstance(parsed, str)):
+            value = parsed
+        elif kind in (list, tuple, dict):
+            example = "[0, 1, 2]" if kind is not dict else '{"key": 1}'
+            raise MuError(
+                f"chapter parameter {name} expects a {kind.__name__} (default {default!r}), got "
+                f"the string {value!r}; pass it as a literal, e.g. -y {name} '{example}' or "
+                f"-p {name} '{example}'"
+            )
+    if _non_finite(value):
+        raise MuError(f"chapter parameter {name} must be finite, got {value!r}")
+    fix = f"e.g. -p {name} {default!r}"
+    if default is None or kind is str:
+        if kind is str and isinstance(value, list | tuple | dict):
+            raise MuError(f"chapter parameter {name} expects a single value, got {value!r}; {fix}")
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise MuError(f"chapter parameter {name} must be True or False, got {value!r}; {fix}")
+    if kind is int:
+        return check_int(f"chapter parameter {name}", value, fix=fix)
+    if kind is float:
+        return check_float(f"chapter parameter {name}", value, fix=fix)
+    if kind in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise MuError(
+                f"chapter parameter {name} expects a list (default {default!r}), got {value!r}; "
+                f"e.g. -y {name} '{list(default) or [0]}'"
+            )
+        return kind(value)
+    if kind is dict and not isinstance(value, dict):
+        raise MuError(f"chapter parameter {name} expects a dict, got {value!r}; {fix}")
+    return value
+
+
+def check_chapter_parameters(namespace: dict[str, Any]) -> None:
+    """Called by each chapter right after its ``parameters`` cell: the parameters papermill
+    injected (its ``# Parameters`` cell) must be ones the parameters cell declares, and each is
+    converted to its default's type (``-p seeds "[0, 1]"`` arrives as a string) or refused.
+
+    The cells come from IPython's input history (``_ih``), so the check sees exactly what ran;
+    outside IPython, or with nothing injected, there is nothing to check."""
+    history = namespace.get("_ih") or namespace.get("In") or []
+    cells = [c for c in list(history)[:-1] if isinstance(c, str)]  # the last is this cell
+    injected = next(
+        (i for i in range(len(cells) - 1, 0, -1) if cells[i].lstrip().startswith("# Parameters")),
+        None,
+    )
+    if injected is None:
+        return
+    declared = _assignments(cells[injected - 1])
+    given = _assignments(cells[injected])
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise MuError(
+            f"this chapter has no parameter {', '.join(map(repr, unknown))}; its parameters are "
+            f"{', '.join(declared)} (check the spelling of papermill's -p / -y names)"
+        )
+    for name in given:
+        namespace[name] = check_parameter(name, declared[name], namespace.get(name))
