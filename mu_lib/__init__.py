@@ -6,3 +6,13 @@ __version__ = "0.1.0"
 
 class MuError(ValueError):
     """A user-facing error: the message names the bad value, the allowed values and the fix."""
+
+
+def __getattr__(name: str):
+    # ``mu_lib.unlearn`` is the package of methods; the one-call API is ``mu_lib.unlearn_model``
+    # (imported lazily: ``import mu_lib`` stays free of torch for the CLI's start-up).
+    if name == "unlearn_model":
+        from .api import unlearn
+
+        return unlearn
+    raise AttributeError(f"module 'mu_lib' has no attribute {name!r}")
