@@ -101,3 +101,37 @@ def test_smoke_profile_caps_the_grid():
     assert a.lambda1s == [1.0, 0.7] and a.lambda2s == [0.0, 1.0]
     assert a.eps_train_grid == [0.01, 0.03] and a.eps_grid == [0.01, 0.03, 0.1]
     assert a.bases == ["salun"]
+
+
+def test_table9_joins_each_round_to_the_paper_round():
+    from mu_lib.chapters import scenarios
+
+    rows = [
+        {"round": r, "seed": s, **{c: float(r + s) for c in scenarios.SEQ_COLS}}
+        for r in (1, 2, 3)
+        for s in (0, 1)
+    ]
+    t = scenarios.table9(pd.DataFrame(rows), [0, 7, 3])
+    ref = paper.table(9)
+    assert t["round"].tolist() == [1, 2, 3] and t["forget_class"].tolist() == [0, 7, 3]
+    assert t["acc_f (ours)"].tolist() == [1.5, 2.5, 3.5]  # seed means
+    for _, row in t.iterrows():
+        assert row["ou (paper)"] == pytest.approx(ref.ou[ref["round"] == row["round"]].iloc[0])
+    text = scenarios.sequential_reading(t, rounds=3, num_classes=10)
+    assert "Some earlier class comes back above 5%" not in text  # max Acc_f 3.5
+
+
+def test_table10_joins_each_fraction_to_the_paper_row():
+    from mu_lib.chapters import scenarios
+
+    rows = [
+        {"setting": f, "seed": 0, "forget_classes": cls, **{c: v for c in scenarios.RATIO_COLS}}
+        for f, cls, v in (("10%", [0], 1.0), ("30%", [0, 4, 2], 2.0), ("50%", [0, 4, 2, 9, 1], 3.0))
+    ]
+    t = scenarios.table10(pd.DataFrame(rows))
+    ref = paper.table(10).set_index("forget_fraction")
+    assert t.setting.tolist() == ["10%", "30%", "50%"]
+    assert t.forget_classes.tolist() == ["[0]", "[0, 4, 2]", "[0, 4, 2, 9, 1]"]
+    for _, row in t.iterrows():
+        assert row["acc_r_star (paper)"] == pytest.approx(ref.loc[row.setting, "acc_r_star"])
+    assert "It does not fall steadily" in scenarios.ratio_reading(t)  # our OU rises 1 -> 3
