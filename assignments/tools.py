@@ -18,6 +18,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "build"
+# The autograder's pip requirements (torch and this package); every master's config names it.
+REQUIREMENTS = HERE / "requirements.txt"
 
 
 class AssignmentError(RuntimeError):

@@ -46,6 +46,16 @@ def test_student_versions_hide_solutions_and_hidden_tests(built):
         assert list((built[name] / "autograder").glob(f"{name}-autograder_*.zip"))
 
 
+def test_autograder_zips_install_torch_and_this_package(built):
+    import zipfile
+
+    for name in NAMES:
+        zip_path = next((built[name] / "autograder").glob(f"{name}-autograder_*.zip"))
+        # otter 7 merges the requirements into the zip's environment.yml (pip section)
+        env = zipfile.ZipFile(zip_path).read("environment.yml").decode()
+        assert "- torch>=" in env and "- unlearning-blindspots @ git+" in env, name
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_master_solutions_get_full_marks(built, name):
     g = tools.grade(name, tools.solution_notebook(name, built[name]), built[name])

@@ -1,0 +1,149 @@
+"""The book's pages are clean and say what produced them: no warnings, path reprs, tracebacks or
+papermill's injected-parameters cell on a page; a re-run box on every chapter; every saved
+result names its real dataset (beside the paper's it stands in for) and its provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from mu_lib.book import execute_chapter
+from mu_lib.book_pages import finish_notebook, page_problems
+from mu_lib.labels import PAPER_DATASETS, STANDS_IN, method_label, relabel_frame
+from mu_lib.report import mean_std, style_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def result_problems(results: Path) -> list[str]:
+    """Saved result files that do not name their real dataset or their provenance."""
+    problems = []
+    for csv in sorted(results.glob("*.csv")):
+        meta_path = csv.with_suffix(".json")
+        if not meta_path.exists():
+            problems.append(f"{csv.name}: no JSON metadata")
+            continue
+        prov = json.loads(meta_path.read_text()).get("provenance", {})
+        for key in ("profile", "datasets", "stand_ins", "mu_lib", "commit"):
+            if not prov.get(key):
+                problems.append(f"{csv.name}: provenance lacks {key}")
+        if prov.get("profile") == "paper":
+            continue
+        df = pd.read_csv(csv)
+        for c in df.columns:
+            if c == STANDS_IN or "paper" in str(c):
+                continue
+            if df[c].astype(str).isin(PAPER_DATASETS).any():
+                problems.append(f"{csv.name}: column {c!r} calls our data {PAPER_DATASETS}")
+    return problems
+
+
+def _notebook(tmp_path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    title = nbformat.v4.new_markdown_cell("# A chapter")
+    params = nbformat.v4.new_code_cell('profile = "cpu"')
+    params.metadata["tags"] = ["parameters"]
+    injected = nbformat.v4.new_code_cell('# Parameters\nprofile = "smoke"\n')
+    injected.metadata["tags"] = ["injected-parameters"]
+    body = nbformat.v4.new_code_cell("save()")
+    body.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="x.py:3: UserWarning: n_jobs\n"),
+        nbformat.v4.new_output(
+            "execute_result", data={"text/plain": "PosixPath('book/generated/a.csv')"}
+        ),
+    ]
+    nb.cells = [title, params, injected, body]
+    path = tmp_path / "ch.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_page_problems_finds_what_the_old_build_left_on_pages(tmp_path):
+    found = page_problems(_notebook(tmp_path))
+    assert any("injected parameters are shown" in p for p in found)
+    assert any("UserWarning" in p for p in found)
+    assert any("PosixPath" in p for p in found)
+    assert "no re-run box" in found
+
+
+def test_finish_notebook_hides_injected_parameters_and_adds_the_box_and_install_cell(tmp_path):
+    path = _notebook(tmp_path)
+    finish_notebook(path, "appB_pra", ROOT / "notebooks" / "appB_pra.md", {"profile": "smoke"})
+    finish_notebook(path, "appB_pra", ROOT / "notebooks" / "appB_pra.md", {"profile": "smoke"})
+    nb = nbformat.read(str(path), as_version=4)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    assert sum("rerun-box" in t for t in tags) == 1  # a second pass adds nothing
+    assert "launch-only" in tags[0] and "remove-cell" in tags[0]
+    assert "find_spec" in nb.cells[0].source and "pip" in nb.cells[0].source
+    inj = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert "remove-cell" in inj.metadata["tags"] and 'profile = "smoke"' in inj.source
+    box = next(c for c in nb.cells if "rerun-box" in c.metadata.get("tags", []))
+    assert "mu book --chapter appB_pra --profile smoke" in box.source
+    assert "`methods`" in box.source and "papermill appB_pra.ipynb" in box.source
+    assert [p for p in page_problems(path) if "injected" in p or "box" in p] == []
+
+
+def test_method_labels_are_written_one_way():
+    forms = ["spotter (λ2=1)", "Spotter (lambda2=1)", "spotter (l2=1.0)", "Spotter (λ2 = 1)"]
+    assert {method_label(f) for f in forms} == {"Spotter (λ2 = 1)"}
+    assert method_label("boundary_shrink") == "Boundary Shrink"
+    assert (
+        method_label("salun + spotter")
+        == method_label("salun", base="salun")
+        == ("SalUn + Spotter")
+    )
+
+
+def test_our_data_is_not_called_cifar():
+    df = pd.DataFrame({"method": ["delete", "delete"], "dataset": ["CIFAR-10", "CIFAR-100"]})
+    out = relabel_frame(df, "cpu")
+    assert list(out["dataset"]) == ["Fashion-MNIST", "digits (8×8)"]
+    assert list(out[STANDS_IN]) == ["CIFAR-10", "CIFAR-100"]
+    assert list(out["method"]) == ["DELETE", "DELETE"]
+    assert list(relabel_frame(df, "paper")["dataset"]) == ["CIFAR-10", "CIFAR-100"]
+
+
+def test_one_seed_shows_no_interval_and_several_show_n_and_a_95_interval():
+    one = mean_std(pd.DataFrame({"label": ["a"], "seed": [0], "acc": [90.0]}))
+    assert "n" not in one.columns and one.acc[0] == "90.00"
+    three = mean_std(pd.DataFrame({"label": ["a"] * 3, "seed": [0, 1, 2], "acc": [1.0, 2.0, 3.0]}))
+    # t(0.975, 2) * 1 / sqrt(3) = 2.48
+    assert three.n[0] == 3 and three.acc[0] == "2.00 ± 2.48"
+
+
+def test_counts_print_as_integers():
+    html = style_table(pd.DataFrame({"N": [1.0, 10.0], "acc": [1.234, 5.0]})).to_html()
+    assert ">10<" in html and "10.00" not in html and "1.23" in html
+
+
+@pytest.mark.slow
+def test_a_smoke_chapter_page_is_clean_and_its_results_say_what_made_them(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    monkeypatch.setenv("MU_RESULTS_DIR", str(results))
+    execute_chapter(ROOT, "s3_1_over_unlearning", "smoke", {"seed": 0}, out_dir=tmp_path)
+    assert page_problems(tmp_path / "s3_1_over_unlearning.ipynb") == []
+    assert list(results.glob("*.csv")) and result_problems(results) == []
+    prov = json.loads((results / "s3_1_ou.json").read_text())["provenance"]
+    assert prov["dataset"] == "digits (8×8)" and prov["profile"] == "smoke"
+    assert os.environ["MU_RESULTS_DIR"] == str(results)
+
+
+def test_the_autograder_installs_torch_and_this_package():
+    import sys
+
+    sys.path.insert(0, str(ROOT))  # `assignments` lives at the repository root
+    from assignments import tools
+
+    lines = [ln.strip() for ln in tools.REQUIREMENTS.read_text().splitlines()]
+    reqs = [ln for ln in lines if ln and not ln.startswith(("#", "-"))]
+    assert any(r.startswith("torch") and not r.startswith("torchvision") for r in reqs)
+    assert any(r.startswith("unlearning-blindspots") for r in reqs)
+    for name in tools.assignments():
+        config = nbformat.read(str(tools.master_path(name)), 4).cells[0].source
+        assert "requirements: ../requirements.txt" in config, name
+        assert "export_cell:\n  pdf: false" in config, name  # students can export for Gradescope
