@@ -135,3 +135,44 @@ def test_table10_joins_each_fraction_to_the_paper_row():
     for _, row in t.iterrows():
         assert row["acc_r_star (paper)"] == pytest.approx(ref.loc[row.setting, "acc_r_star"])
     assert "It does not fall steadily" in scenarios.ratio_reading(t)  # our OU rises 1 -> 3
+
+
+def test_reproduction_report_pairs_numbers_and_says_what_compares(tmp_path):
+    from mu_lib.chapters import reproduction
+
+    pd.DataFrame(
+        {
+            "method": ["Spotter", "DELETE", "SalUn", "NegGrad"],
+            "ratio": [0.2606060606060606, float("nan"), 1.0, 2.0],
+            "acc_f (ours)": [0.0, 1.0, 2.0, 3.0],
+            "acc_f (paper)": [0.0, 2.0, 4.0, 6.0],
+            "acc_f Δ": [0.0, -1.0, -2.0, -3.0],
+            "extra (ours)": [1.0, 2.0, 3.0, 4.0],  # no paper column: not paired
+        }
+    ).to_csv(tmp_path / "t1.csv", index=False)
+    tables = reproduction.load_tables(tmp_path)
+    report = reproduction.side_by_side(tables)
+    assert len(report) == 4 and set(report.metric) == {"acc_f"}
+    assert report.row.tolist() == ["Spotter, 0.260606", "DELETE", "SalUn, 1", "NegGrad, 2"]
+    cpu = reproduction.comparability(report, get_profile("cpu")).iloc[0]
+    assert cpu["comparable"] == "pattern only" and cpu["mean |Δ|"] is None
+    assert cpu["rank correlation (median over metrics)"] == pytest.approx(1.0)
+    full = reproduction.comparability(report, get_profile("paper")).iloc[0]
+    assert full["comparable"] == "numbers" and full["mean |Δ|"] == pytest.approx(1.5)
+
+
+def test_reproduction_row_keys_are_the_columns_before_the_pairs(tmp_path):
+    from mu_lib.chapters import reproduction
+
+    pd.DataFrame(
+        {
+            "round": [1, 2],
+            "forget_class": [0, 5],
+            "acc_f (ours)": [0.0, 1.0],
+            "acc_f (paper)": [0.0, 0.3],
+            "acc_f Δ": [0.0, 0.7],
+            "ou_original": [0.0378632, 0.155538],  # appended after the pairs
+        }
+    ).to_csv(tmp_path / "t9.csv", index=False)
+    report = reproduction.side_by_side(reproduction.load_tables(tmp_path))
+    assert report.row.tolist() == ["1, 0", "2, 5"]
