@@ -134,6 +134,9 @@ def build_book(
         status_path.write_text(json.dumps(status, indent=2))
     if skip_build:
         return root / "book" / "generated"
+    from .book_pages import install_mathjax
+
+    install_mathjax(root)
     bindir = Path(sys.executable).parent
     cmd = [str(bindir / "jupyter-book"), "build", str(root), "-W", "-n", "--keep-going"]
     print("[mu book] " + " ".join(cmd), flush=True)

@@ -257,3 +257,22 @@ def page_problems(path: Path) -> list[str]:
                         line = next(ln for ln in text.splitlines() if leak in ln)
                         problems.append(f"cell {i}: {leak}: {line.strip()[:120]}")
     return problems
+
+
+def install_mathjax(root: Path) -> Path:
+    """Copy MathJax 3 (the django-static-mathjax wheel's es5 build, a ``book`` dependency) to
+    ``<root>/_static/mathjax`` so that ``mathjax_path`` in _config.yml serves math offline."""
+    import shutil
+
+    try:
+        import mathjax
+    except ImportError as err:
+        raise MuError(
+            "math needs MathJax served locally: pip install 'django-static-mathjax>=3.2' "
+            '(part of the book extra: pip install -e ".[book]")'
+        ) from err
+    src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    dest = Path(root) / "_static" / "mathjax"
+    if not (dest / "tex-chtml.js").exists():
+        shutil.copytree(src, dest, dirs_exist_ok=True)
+    return dest

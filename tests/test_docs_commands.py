@@ -115,6 +115,20 @@ def test_documented_command_runs(page, command, monkeypatch, tmp_path):
         assert (ROOT / words[-1]).exists(), command
     elif words[0] == "papermill":
         _papermill_ok(words)
+    elif words[:2] == ["python", "-m"] and words[2].startswith("assignments."):
+        # building or grading runs otter (tests/test_assignments.py does that): here the module,
+        # its options and the assignment named must exist
+        sys.path.insert(0, str(ROOT))
+        from assignments import tools
+
+        done = subprocess.run(
+            [sys.executable, *words[1:3], "--help"], cwd=ROOT, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr
+        flags = [w for w in words[3:] if w.startswith("--")]
+        assert all(f.encode() in done.stdout for f in flags), command
+        names = [w for w in words[3:] if not w.startswith("-")][:1]
+        assert all(n in tools.assignments() for n in names), command
     elif words[0] == "mu" or words[:3] == ["python", "-m", "mu_lib"]:
         argv = words[1:] if words[0] == "mu" else words[3:]
         if argv == ["--version"]:
