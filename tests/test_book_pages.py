@@ -147,3 +147,41 @@ def test_the_autograder_installs_torch_and_this_package():
         config = nbformat.read(str(tools.master_path(name)), 4).cells[0].source
         assert "requirements: ../requirements.txt" in config, name
         assert "export_cell:\n  pdf: false" in config, name  # students can export for Gradescope
+
+
+def test_the_pages_workflow_keeps_its_cache_and_failures_and_never_cancels_main():
+    import yaml
+
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    build = wf["jobs"]["build"]["steps"]
+    restore = next(s for s in build if s.get("uses", "").startswith("actions/cache/restore"))
+    assert "mu-cache-${{ runner.os }}-" in restore["with"]["restore-keys"]  # newest as fallback
+    save = next(s for s in build if s.get("uses", "").startswith("actions/cache/save"))
+    assert save["if"].startswith("always()")  # saved after a failure too
+    upload = [s for s in build if s.get("if") == "failure()"]
+    assert upload and "book/generated/*.ipynb" in upload[0]["with"]["path"]
+    assert "refs/heads/main" in str(wf["concurrency"]["cancel-in-progress"])
+    publish = wf["jobs"]["publish-notebooks"]["steps"][-1]["run"]
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert f"git push -f origin {config['repository']['branch']}" in publish
+    assert config["launch_buttons"]["binderhub_url"] and config["launch_buttons"]["colab_url"]
+
+
+def test_math_and_scripts_are_served_locally():
+    import yaml
+
+    from mu_lib.book_pages import install_mathjax
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    assert not config["mathjax_path"].startswith("http")
+    assert config["nb_ipywidgets_js"] == {}  # no require.js from a CDN
+    assert (
+        "sphinx_exercise"
+        in yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["extra_extensions"]
+    )
+    # the file mathjax_path names is what install_mathjax provides
+    import mathjax
+
+    src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    assert (src / Path(config["mathjax_path"]).name).exists()
+    assert callable(install_mathjax)
