@@ -50,6 +50,8 @@ class Profile:
     # Cap on the length of every grid an ablation chapter sweeps (None: the chapter's full grid;
     # smoke: 2, so the tests run each chapter's code paths in seconds).
     grid_cap: int | None = None
+    # Cap on repeated random trials a chapter averages over (None: the chapter's own count).
+    trials_cap: int | None = None
     # Dataset of the sequential and forget-ratio scenarios (None: ``dataset``; paper: CIFAR-100).
     scenario_dataset: str | None = None
 
@@ -97,6 +99,7 @@ PROFILES: dict[str, Profile] = {
         book_seeds=1,
         claims_classes=2,  # tests: two pairs exercise every claim's aggregation
         grid_cap=2,
+        trials_cap=5,
     ),
     "cpu": Profile(
         name="cpu",

@@ -3,6 +3,7 @@ and its statement checks, on fake runs, so a lost row or a wrong join fails here
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pandas as pd
@@ -176,3 +177,28 @@ def test_reproduction_row_keys_are_the_columns_before_the_pairs(tmp_path):
     ).to_csv(tmp_path / "t9.csv", index=False)
     report = reproduction.side_by_side(reproduction.load_tables(tmp_path))
     assert report.row.tolist() == ["1, 0", "2, 5"]
+
+
+def test_reconstruction_reading_follows_the_numbers():
+    from mu_lib.chapters import reconstruction
+
+    summ = pd.DataFrame(
+        {
+            "dataset": ["digits", "digits"],
+            "kind": ["ridge", "logistic"],
+            "cos_recon": [0.9, 0.97],
+            "cos_exact": [1.0, 0.99],
+            "cos_mean": [0.3, 0.2],
+            "cos_most_changed": [0.5, 0.4],
+            "label_ok": [1.0, 0.9],
+            "beats_both_baselines": [True, True],
+        }
+    )
+    curves = pd.DataFrame(
+        {"epsilon": [0.1, 10.0, 1e4, math.inf], "cos_recon": [0.1, 0.2, 0.8, 0.9], "cos_mean": 0.2}
+    )
+    text = reconstruction.reading(summ, curves)
+    assert "cosine 1.000 or more" in text and "an identity" in text
+    assert "no better than the public-mean guess" in text and "epsilon = 1e+04" in text
+    curves.loc[1, "cos_recon"] = 0.6  # the attack works at epsilon 10: DP did not stop it
+    assert "still better than the public-mean guess" in reconstruction.reading(summ, curves)
