@@ -164,7 +164,10 @@ def scan_folder(root: str | Path, spec: FolderSpec) -> FolderIndex:
 def _scan(root: Path, spec: FolderSpec) -> FolderIndex:
     has_train = (root / "train").is_dir()
     base = root / "train" if (has_train and spec.layout == "classes") else root
-    files = {d.name: _class_images(d) for d in _subdirs(base)}
+    real = os.path.realpath(root) + os.sep
+    # a class folder that links out of the root is not part of the dataset
+    subdirs = [d for d in _subdirs(base) if (os.path.realpath(d) + os.sep).startswith(real)]
+    files = {d.name: _class_images(d) for d in subdirs}
     files = {k: v for k, v in files.items() if v}
     if spec.layout == "identities":
         files = {k: v for k, v in files.items() if len(v) >= max(spec.min_images, 2)}

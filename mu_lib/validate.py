@@ -24,7 +24,7 @@ def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = Non
         raise MuError(f"{name} must be a whole number, got {value!r}{_fix(fix)}")
     value = int(value)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise MuError(f"{name} must be in [{_b(lo)}, {_b(hi)}], got {value}{_fix(fix)}")
+        raise MuError(f"{name} must be in [{_b(lo)}, {_b(hi, 'inf')}], got {value}{_fix(fix)}")
     return value
 
 
@@ -47,13 +47,13 @@ def check_float(
     bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
     bad_hi = hi is not None and (value >= hi if hi_open else value > hi)
     if bad_lo or bad_hi:
-        span = f"{'(' if lo_open else '['}{_b(lo)}, {_b(hi)}{')' if hi_open else ']'}"
+        span = f"{'(' if lo_open else '['}{_b(lo)}, {_b(hi, 'inf')}{')' if hi_open else ']'}"
         raise MuError(f"{name} must be in {span}, got {value:g}{_fix(fix)}")
     return value
 
 
-def _b(x) -> str:
-    return "-inf" if x is None else f"{x:g}" if isinstance(x, float) else str(x)
+def _b(x, none: str = "-inf") -> str:
+    return none if x is None else f"{x:g}" if isinstance(x, float) else str(x)
 
 
 def _fix(fix: str) -> str:
@@ -258,6 +258,11 @@ def check_parameter(name: str, default: Any, value: Any) -> Any:
     text = isinstance(value, str)
     if text and (default is None or kind in (int, float, bool, list, tuple, dict)):
         parsed = _parse_literal(value.strip())
+        if parsed is _NO_LITERAL and kind is float:
+            try:  # "nan", "inf": refused below as not finite
+                parsed = float(value)
+            except ValueError:
+                pass
         if parsed is not _NO_LITERAL and not (default is None and isinstance(parsed, str)):
             value = parsed
         elif kind in (list, tuple, dict):
