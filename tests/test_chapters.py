@@ -199,6 +199,9 @@ def test_reconstruction_reading_follows_the_numbers():
     )
     text = reconstruction.reading(summ, curves)
     assert "cosine 1.000 or more" in text and "an identity" in text
-    assert "no better than the public-mean guess" in text and "epsilon = 1e+04" in text
+    assert "no better than an uninformed guess" in text and "epsilon = 1e+04" in text
     curves.loc[1, "cos_recon"] = 0.6  # the attack works at epsilon 10: DP did not stop it
-    assert "still better than the public-mean guess" in reconstruction.reading(summ, curves)
+    assert "still better than an uninformed guess" in reconstruction.reading(summ, curves)
+    curves["cos_mean"] = -0.4  # a public mean pointing away: a random direction is the guess
+    curves.loc[1, "cos_recon"] = 0.03
+    assert "no better than an uninformed guess" in reconstruction.reading(summ, curves)

@@ -151,19 +151,22 @@ def reading(summ: pd.DataFrame, curves: pd.DataFrame) -> str:
             f"{int(logit.beats_both_baselines.sum())} of {len(logit)} data sets."
         )
     finite = curves[np.isfinite(curves.epsilon)]
-    usable = finite[finite.epsilon <= USABLE_EPS]
-    stopped = (usable.cos_recon <= usable.cos_mean + 0.05).all() if len(usable) else False
-    above = finite[finite.cos_recon > finite.cos_mean + 0.05]
+    # the better of two uninformed guesses: the public mean and a random direction (cosine 0);
+    # on standardised tabular data the public mean can point away from every point
+    guess = np.maximum(finite.cos_mean, 0.0) + 0.05
+    usable = finite.epsilon <= USABLE_EPS
+    stopped = bool((finite.cos_recon[usable] <= guess[usable]).all()) if usable.any() else False
+    above = finite[finite.cos_recon > guess]
     back = f"{above.epsilon.min():.0e}" if len(above) else "none of the budgets tried"
     lines.append(
         f"- **Differential privacy stops it.** At budgets up to epsilon = {USABLE_EPS:g} per release "
         "the reconstruction is "
         + (
-            "no better than the public-mean guess."
+            "no better than an uninformed guess (the public mean, or a random direction)."
             if stopped
-            else "still better than the public-mean guess."
+            else "still better than an uninformed guess (the public mean, or a random direction)."
         )
-        + f" The attack first beats that guess by more than 0.05 at epsilon = {back}."
+        + f" It first beats that guess by more than 0.05 in cosine at epsilon = {back}."
     )
     return "\n".join(lines)
 
