@@ -1,4 +1,5 @@
-"""Repeated PRA (mu_lib.attacks.pra_repeat): batched evaluation, alpha rule, worst case, shots."""
+"""Repeated PRA (mu_lib.attacks.pra_repeat): it is the main attack (attacks/pra.py) on every
+draw, cosine by default; worst case, shots, and the pooled Table 8."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ import torch
 from torch import nn
 
 from mu_lib import MuError
+from mu_lib.attacks import pra
 from mu_lib.attacks.pra import PRA
-from mu_lib.attacks.pra_repeat import draw_shots, repeat_pra, repeated_table
+from mu_lib.attacks.pra_repeat import (
+    draw_shots,
+    pooled_summary,
+    repeat_pra,
+    repeated_table,
+    sweep_shot_sets,
+)
+from mu_lib.experiment import RunConfig, pra_for, run, split_for, unlearned_model
 
 
 class Toy(nn.Module):
@@ -38,7 +47,7 @@ def _attack(forget_classes=(0,), n=60, c=6, d=8, seed=0) -> PRA:
 
 
 @pytest.mark.parametrize("forget_classes", [(0,), (1, 3)])
-@pytest.mark.parametrize("form", ["l2", "cos"])
+@pytest.mark.parametrize("form", ["cos", "l2", "l2_raw"])
 def test_each_repeat_is_exactly_pra_sweep(forget_classes, form):
     attack = _attack(forget_classes)
     res = repeat_pra(attack, k=3, repeats=25, seed=1, form=form)
@@ -91,7 +100,69 @@ def test_too_many_shots_raise():
     repeat_pra(attack, k=20, repeats=2)  # all of them is allowed
 
 
-def test_table_rows_per_shot_count():
-    rows, full = repeated_table(_attack(), shots=(1, 5), repeats=10)
-    assert [r["shots"] for r in rows] == [1, 5]
-    assert all(len(full[k].proto_acc_f) == 10 for k in (1, 5))
+def test_default_form_is_the_papers_cosine_as_in_the_main_tables():
+    attack = _attack()
+    res = repeat_pra(attack, k=3, repeats=5, seed=0)
+    assert res.form == RunConfig().pra_form == "cos"
+    for i, idx in enumerate(res.shots):
+        assert res.proto_acc_f[i] == attack.sweep(torch.tensor(idx), "cos").chosen_proto_acc_f
+
+
+def test_every_repeat_runs_the_main_attacks_own_evaluation(monkeypatch):
+    """One PRA implementation: each draw goes through PRA.evaluate of the real attack."""
+    attack = _attack()
+    calls = []
+    real = PRA.evaluate
+
+    def spy(self, protos, form, alphas):
+        calls.append(self)
+        return real(self, protos, form, alphas)
+
+    monkeypatch.setattr(PRA, "evaluate", spy)
+    repeat_pra(attack, k=2, repeats=7, seed=0)
+    assert len(calls) == 7 and all(c is attack for c in calls)
+
+
+def test_l2_form_uses_the_unit_prototype_as_the_authors_code():
+    protos = torch.tensor([[3.0, 4.0], [0.0, 2.0]])
+    w, b = pra.prototype_head(protos, "l2")
+    unit = torch.tensor([[0.6, 0.8], [0.0, 1.0]])
+    assert torch.allclose(w, 2 * unit) and torch.allclose(b, torch.tensor([-1.0, -1.0]))
+    w_raw, b_raw = pra.prototype_head(protos, "l2_raw")  # eq. 6 on the raw mean
+    assert torch.equal(w_raw, 2 * protos) and torch.equal(b_raw, torch.tensor([-25.0, -4.0]))
+
+
+def test_appendix_f_equals_the_main_attack_on_the_same_model_and_shots():
+    """On the smoke profile's Spotter model, the repeated attack fed the main run's shots gives
+    the main run's Proto-Acc_f, Acc*_r and alpha, bit for bit, in both forms."""
+    cfg = RunConfig(method="spotter", profile="smoke", seed=0)
+    res = run(cfg)
+    attack = pra_for(cfg, unlearned_model(cfg)[0])
+    k = res.metrics["pra_k"]
+    shots = split_for(cfg).shot_indices(k, cfg.seed)
+    for form in ("cos", "l2"):
+        main = res.details["pra"][form]
+        rep = sweep_shot_sets(attack, shots[None], form, cfg.alphas)
+        assert rep.k == k and rep.shots == [shots.tolist()]
+        assert (rep.proto_acc_f[0], rep.acc_r_star[0], rep.alpha[0]) == (
+            main["chosen_proto_acc_f"],
+            main["chosen_acc_r_star"],
+            main["alpha"],
+        )
+    assert res.metrics["proto_acc_f"] == res.details["pra"]["cos"]["chosen_proto_acc_f"]
+
+
+def test_table_pools_seeds_and_keeps_per_seed_rows():
+    attacks = {0: _attack(seed=0), 1: _attack(seed=1)}
+    pooled, per_seed, full = repeated_table(attacks, shots=(1, 5), repeats=10)
+    assert [r["shots"] for r in pooled] == [1, 5]
+    assert [(r["seed"], r["shots"]) for r in per_seed] == [(0, 1), (0, 5), (1, 1), (1, 5)]
+    assert all(len(full[s, k].proto_acc_f) == 10 for s in (0, 1) for k in (1, 5))
+    for row in pooled:
+        runs = [full[s, row["shots"]] for s in (0, 1)]
+        every = [v for r in runs for v in r.proto_acc_f]
+        assert row["worst_proto_acc_f"] == max(every)
+        assert row["mean_proto_acc_f"] == pytest.approx(sum(every) / len(every))
+        assert row == pooled_summary(runs)
+    with pytest.raises(MuError, match="same shot count"):
+        pooled_summary([full[0, 1], full[0, 5]])

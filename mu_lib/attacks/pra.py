@@ -2,7 +2,9 @@
 
 With k labelled shots per forget class, the attacker averages their embeddings into a prototype
 and writes it into the forget rows of the head: cosine form w = p / ||p||, b = 0; L2 form
-w = 2p, b = -||p||^2 (the linear part of -||e - p||^2).  The rows are interpolated with the
+w = 2p, b = -||p||^2 (the linear part of -||e - p||^2) with p scaled to unit length first, as
+the authors' code does (``normalize_proto=True`` in their ``update_fc_with_prototypes``), so
+w = 2p/||p||, b = -1; ``l2_raw`` is eq. 6 on the raw mean p.  The rows are interpolated with the
 unlearned ones by alpha.  Because the head is linear, the logits for every alpha follow from one
 embedding pass: z(alpha) = alpha * z_proto + (1 - alpha) * z_unlearned on the forget rows.
 """
@@ -22,7 +24,7 @@ from ..train import embed_all
 from .stealth import strongest_stealthy
 
 DEFAULT_ALPHAS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-FORMS = ("cos", "l2")
+FORMS = ("cos", "l2", "l2_raw")  # cos: the paper's attack (Sec. 5.1)
 
 
 def check_alpha(alpha: float) -> float:
@@ -44,14 +46,18 @@ def prototypes(emb: torch.Tensor, y: torch.Tensor, classes: Sequence[int]) -> to
     return torch.stack(rows)
 
 
+def _unit(protos: torch.Tensor) -> torch.Tensor:
+    return protos / protos.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 def prototype_head(protos: torch.Tensor, form: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Head rows (w, b) that classify by prototype: cosine or squared-L2 form."""
+    """Head rows (w, b) that classify by prototype: cosine, squared-L2 on the unit prototype
+    (``l2``, the authors' code) or squared-L2 on the raw prototype (``l2_raw``, eq. 6)."""
     if form == "cos":
-        return protos / protos.norm(dim=1, keepdim=True).clamp_min(1e-12), protos.new_zeros(
-            len(protos)
-        )
-    if form == "l2":
-        return 2 * protos, -(protos * protos).sum(1)
+        return _unit(protos), protos.new_zeros(len(protos))
+    if form in ("l2", "l2_raw"):
+        p = _unit(protos) if form == "l2" else protos
+        return 2 * p, -(p * p).sum(1)
     raise MuError(f"unknown PRA form {form!r}; choose one of {FORMS}")
 
 
@@ -179,11 +185,12 @@ class PRA:
 
 
 def nearest_prototype_predict(emb: torch.Tensor, protos: torch.Tensor, form: str) -> torch.Tensor:
-    """Prototypical-network prediction (index into ``protos``): max cosine or min L2 distance."""
+    """Prototypical-network prediction (index into ``protos``): max cosine or min L2 distance
+    (to the unit prototype for ``l2``, to the raw one for ``l2_raw``)."""
     if form == "cos":
         e = nn.functional.normalize(emb, dim=1)
         p = nn.functional.normalize(protos, dim=1)
         return (e @ p.T).argmax(1)
-    if form == "l2":
-        return torch.cdist(emb, protos).argmin(1)
+    if form in ("l2", "l2_raw"):
+        return torch.cdist(emb, _unit(protos) if form == "l2" else protos).argmin(1)
     raise MuError(f"unknown PRA form {form!r}; choose one of {FORMS}")
