@@ -203,5 +203,5 @@ def test_reconstruction_reading_follows_the_numbers():
     curves.loc[1, "cos_recon"] = 0.6  # the attack works at epsilon 10: DP did not stop it
     assert "still better than an uninformed guess" in reconstruction.reading(summ, curves)
     curves["cos_mean"] = -0.4  # a public mean pointing away: a random direction is the guess
-    curves.loc[1, "cos_recon"] = 0.03
+    curves.loc[[0, 1], "cos_recon"] = 0.03
     assert "no better than an uninformed guess" in reconstruction.reading(summ, curves)
