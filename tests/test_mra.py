@@ -43,6 +43,9 @@ def tiny():
         ({"setting": "grey_box"}, "setting"),
         ({"rounds": 0}, "rounds"),
         ({"temperature": 0.0}, "temperature"),
+        ({"selection": "vote"}, "selection"),
+        ({"white_box_report": "both"}, "white_box_report"),
+        ({"smoothing": -0.1}, "smoothing"),
     ],
 )
 def test_bad_hyperparameters_raise(tiny, change, match):
@@ -86,6 +89,93 @@ def test_agreed_selection_keeps_only_agreements_and_the_most_confident():
     assert idx.tolist() == [0, 2] and lab.tolist() == [0, 1]
     idx, _ = mra.agreed_selection(pt, ps, tau=1.0)
     assert sorted(idx.tolist()) == [0, 1, 2, 4]
+
+
+def test_product_selection_takes_round_tau_n_over_c_per_class_without_agreement():
+    """The reference's rule: per class, the top round(tau * N / C) rows of the product of the
+    Laplace-smoothed probabilities; a class nobody predicts still gets its most likely rows."""
+    pa = torch.tensor(
+        [
+            [0.90, 0.05, 0.05],
+            [0.80, 0.15, 0.05],
+            [0.70, 0.20, 0.10],  # class 2 is never anyone's argmax ...
+            [0.60, 0.30, 0.10],
+            [0.10, 0.80, 0.10],
+            [0.05, 0.90, 0.05],
+            [0.55, 0.05, 0.40],  # ... but this row is its most likely one
+            [0.30, 0.60, 0.10],
+        ]
+    )
+    pb = torch.tensor(
+        [
+            [0.85, 0.10, 0.05],
+            [0.20, 0.70, 0.10],  # the models disagree on row 1
+            [0.60, 0.20, 0.20],
+            [0.65, 0.25, 0.10],
+            [0.20, 0.70, 0.10],
+            [0.10, 0.85, 0.05],
+            [0.50, 0.10, 0.40],
+            [0.25, 0.65, 0.10],
+        ]
+    )
+    beta = 0.02
+    idx, lab = mra.product_selection(pa, pb, tau=0.75, beta=beta)  # round(0.75 * 8 / 3) = 2
+    assert lab.tolist() == [0, 0, 1, 1, 2, 2]
+    sa = (pa + beta) / (pa + beta).sum(1, keepdim=True)
+    sb = (pb + beta) / (pb + beta).sum(1, keepdim=True)
+    joint = sa * sb
+    for k in range(3):
+        assert idx[lab == k].tolist() == joint[:, k].argsort(descending=True)[:2].tolist()
+    # by hand: class 0 rows 0 (.9 x .85) and 2 (.7 x .6); class 1 rows 5 and 4; class 2 rows 6
+    # (.4 x .4) and 2 (.1 x .2), although no model predicts class 2 for any row
+    assert idx.tolist() == [0, 2, 5, 4, 6, 2]
+    # the count is round(tau * N / C) per class, at least one
+    assert len(mra.product_selection(pa, pb, tau=0.5)[0]) == 3 * round(0.5 * 8 / 3)
+    assert len(mra.product_selection(pa, pb, tau=0.01)[0]) == 3
+
+
+def test_the_attack_follows_the_reference_by_default_and_our_additions_are_options(
+    tiny, monkeypatch
+):
+    hp = mra.MRAHparams()
+    assert (hp.selection, hp.prior_matching, hp.white_box_report) == ("product", False, "teacher")
+    model, xf, xp = tiny
+
+    def forbidden(*_a, **_k):
+        raise AssertionError("an option that is off by default was used")
+
+    monkeypatch.setattr(mra, "prior_offsets", forbidden)
+    monkeypatch.setattr(mra, "agreed_selection", forbidden)
+    quick = {"rounds": 1, "distill_epochs": 1, "finetune_epochs": 1, "batch_size": 8}
+    for setting in mra.SETTINGS:
+        mra.membership_recall(model, xf, xp, 10, mra.MRAHparams(setting=setting, **quick))
+
+
+def test_white_box_reports_the_fine_tuned_teacher(tiny, monkeypatch):
+    """The reference's open-source case evaluates the fine-tuned unlearned model ("restore"),
+    not the student; ``white_box_report='student'`` is the option."""
+    from mu_lib.train import predict_logits
+
+    model, xf, xp = tiny
+    tuned = {}
+    real = mra._finetune
+
+    def spy(m, *args, **kw):
+        real(m, *args, **kw)
+        tuned.setdefault(args[3], m)  # args[3] is the BatchNorm mode: eval for the teacher
+
+    monkeypatch.setattr(mra, "_finetune", spy)
+    quick = {"rounds": 1, "distill_epochs": 1, "finetune_epochs": 1, "batch_size": 8}
+    res = mra.membership_recall(model, xf, xp, 10, mra.MRAHparams(setting="white_box", **quick))
+    teacher, student = tuned["eval"], tuned["train"]
+    assert teacher is not model and student is res.student
+    as_teacher = predict_logits(teacher, xf).argmax(1)
+    as_student = predict_logits(student, xf).argmax(1)
+    assert not torch.equal(as_teacher, as_student)  # otherwise this test could not tell
+    assert torch.equal(res.labels, as_teacher) and torch.equal(res.restored_labels, as_teacher)
+    assert torch.equal(res.student_labels, as_student)
+    hp = mra.MRAHparams(setting="white_box", white_box_report="student", **quick)
+    assert torch.equal(mra.membership_recall(model, xf, xp, 10, hp).labels, as_student)
 
 
 def test_white_box_leaves_the_unlearned_model_untouched(tiny):

@@ -6,25 +6,25 @@ forgotten samples *without labels* and unlabelled public data from the same dist
 never sees the original model, the retained set or any label.  ``membership_recall`` enforces
 this by its signature: it takes exactly those inputs plus hyperparameters, nothing else.
 
-The source is an abstract only, so the steps below are our reading of it.  The unlearned model
-(the teacher) is treated as a *noisy labeller*, and recovering the labels as learning with
-noisy labels (LNL):
+The steps follow the authors' code (``nets/mria.py`` of rainmilk/mra4mu): the unlearned model
+(the teacher) is a *noisy labeller*, and recovering the labels is learning with noisy labels.
 
 1. **Distil** a fresh student of the same architecture from the teacher's soft outputs on
    mixup-augmented pool images (forgotten + public).  On its own this copies the teacher's
    mistakes: ``MRAResult.distill_labels`` is this plain-distillation ablation.
-2. **Prior matching.**  Unlearning a class pushes its logit down on every input.  Public data
-   of a natural distribution contains every class, so per-class offsets that make the teacher's
-   average prediction on the public part uniform undo that global shift while keeping how the
-   teacher ranks samples within each class (``prior_offsets``).
-3. Each round: **re-distil** towards the prior-matched teacher (from the second round on the
-   soft targets mix in the student's own prediction, so what it recovered is not washed out);
-   **select**, per class, the samples teacher and student agree on most confidently
-   (``agreed_selection``); **fine-tune** the student on them with label smoothing.  In the
-   ``white_box`` setting a copy of the teacher is fine-tuned on them too, and its new
-   predictions drive the next round.
+2. Each round: **re-distil** (from the second round on the soft targets mix in the student's
+   own prediction, so what it recovered is not washed out); **select**, per class k, the
+   ``round(tau * N / C)`` pool samples with the highest product of the two models' Laplace-
+   smoothed probabilities of k (``product_selection``; no agreement needed, so a class that
+   neither model predicts any more still gets its most likely samples); **fine-tune** on them
+   with label smoothing.  In the ``white_box`` setting a copy of the teacher is fine-tuned
+   first, then the student on a selection made with the updated teacher.
 
-The recovered labels are the final student's predictions on the forgotten samples.
+What is reported: the student's labels of the forgotten samples in ``query_only``, the
+fine-tuned teacher's in ``white_box`` (the reference's "restore" model).  Options that are
+ours, all off by default: ``selection="agreed"`` (only samples both models predict as k),
+``prior_matching`` (a class-balance prior fitted on the public data) and
+``white_box_report="student"``.
 
 Every optimisation goes through ``mu_lib.train.fit``.
 """
@@ -47,37 +47,45 @@ from ..models import check_classifier
 from ..train import fit, make_optimizer, predict_logits, progress, seed_everything
 
 SETTINGS = ("query_only", "white_box")
+SELECTIONS = ("product", "agreed")
+REPORTS = ("teacher", "student")
 
 
 @dataclass
 class MRAHparams:
-    """Hyperparameters of the Membership Recall Attack (defaults chosen on ``cpu``; see the
-    chapter x1_membership_recall for how).
+    """Hyperparameters of the Membership Recall Attack (see the chapter x1_membership_recall for
+    which follow the reference code and which are ours).
 
     setting: ``query_only`` (teacher fixed, only queried) or ``white_box`` (a copy of the
         teacher is fine-tuned on the selected samples too).
     rounds: rounds of re-distil / select / fine-tune after the plain distillation (>= 1).
     distill_epochs: epochs of the plain distillation of the fresh student over the pool.
-    redistill_epochs: epochs of the prior-matched re-distillation at the start of each round.
-    finetune_epochs: epochs of fine-tuning on the selected samples per round.
+    redistill_epochs: epochs of re-distillation at the start of each round.
+    finetune_epochs: epochs of fine-tuning on the selected samples per round (5, as each
+        alignment step of the reference; at 2 the student recalled 0% of D_f on smoke).
     temperature: distillation temperature (softens the teacher so its ranking of the
         non-argmax classes, where the forgotten class hides, reaches the student).
     mixup_alpha: Beta(alpha, alpha) mixing weight of mixup; 0 disables mixup.
     teacher_weight: share of the teacher in the soft targets from the second round on (the rest
-        is the student's own prediction); the first round uses the teacher only, since the
-        student then still carries the teacher's suppression of the forgotten class.
-    prior_matching: shift teacher and student by prior-matching offsets fitted on the public
-        data (False: raw outputs everywhere, the design without a class prior).
-    tau: fraction, in (0, 1], of the samples that teacher and student both assign to a class
-        that is kept for fine-tuning (the most confident ones).  On a class-balanced pool this
-        is ``tau * N / C`` per class; our pool is dominated by the forgotten samples, and equal
-        quotas then fill the other classes with forgotten samples the models are confidently
-        wrong about.
+        is the student's own prediction); the first round uses the teacher only.
+    selection: ``product`` (reference: per class the top round(tau * N / C) pool samples of
+        the product of both models' smoothed probabilities) or ``agreed`` (ours: per class the
+        ceil(tau * n_k) most confident of the n_k samples both models predict as k).
+    smoothing: Laplace smoothing beta of the probabilities before the product (reference 0.02).
+    prior_matching: ours, off by default: shift teacher and student by offsets that make their
+        average prediction on the public data uniform (undoes the forgotten class's global
+        logit drop; a class-balance prior the reference does not have).
+    white_box_report: whose labels the white-box attack reports: ``teacher`` (reference: the
+        fine-tuned unlearned model) or ``student`` (ours before the reference was read).
+    tau: selection size in (0, 1]; see ``selection``.  The reference's default, 0.05, is for
+        a pool of about 12,500 images; 0.5 on our pool of about 1,500 keeps a similar number
+        per class (75 against about 60).
     label_smoothing: label smoothing of the fine-tuning cross-entropy.
     lr, finetune_lr: SGD learning rates (momentum 0.9, per-step cosine decay) of the student's
-        distillation and fine-tuning.
-    teacher_lr: white-box fine-tuning learning rate of the teacher copy (smaller: it is already
-        trained, and a large step on the class-skewed selection collapses it onto one class).
+        distillation and fine-tuning (equal, as the reference's one student optimiser).
+    teacher_lr: white-box fine-tuning learning rate of the teacher copy (the reference uses
+        half the student's; on smoke 0.025 diverged, and at 0.002 the teacher of Retrain
+        recalled 0% of D_f against 99% at 0.01).
     batch_size: images per step (small batches: the student trains from scratch in few epochs).
     seed: initialisation of the student, batch order and mixup draws.
     """
@@ -86,16 +94,19 @@ class MRAHparams:
     rounds: int = 2
     distill_epochs: int = 3
     redistill_epochs: int = 1
-    finetune_epochs: int = 2
+    finetune_epochs: int = 5
     temperature: float = 2.0
     mixup_alpha: float = 0.4
     teacher_weight: float = 0.7
-    prior_matching: bool = True
+    selection: str = "product"
+    smoothing: float = 0.02
+    prior_matching: bool = False
+    white_box_report: str = "teacher"
     tau: float = 0.5
     label_smoothing: float = 0.1
     lr: float = 0.05
-    finetune_lr: float = 0.01
-    teacher_lr: float = 0.002
+    finetune_lr: float = 0.05
+    teacher_lr: float = 0.01
     batch_size: int = 32
     seed: int = 0
 
@@ -105,12 +116,19 @@ class MRAHparams:
                 f"unknown MRA setting {self.setting!r}; choose one of {SETTINGS} "
                 "(e.g. MRAHparams(setting='white_box'))"
             )
+        for name, allowed in (("selection", SELECTIONS), ("white_box_report", REPORTS)):
+            if getattr(self, name) not in allowed:
+                raise MuError(
+                    f"unknown MRA {name} {getattr(self, name)!r}; choose one of {allowed}"
+                )
+        if not 0 <= self.smoothing:
+            raise MuError(f"smoothing must be >= 0 (0: raw probabilities), got {self.smoothing}")
         if isinstance(self.tau, bool) or not isinstance(self.tau, int | float):
             raise MuError(f"tau must be a number in (0, 1], got {self.tau!r}; e.g. tau=0.5")
         if not 0 < self.tau <= 1:
             raise MuError(
-                f"tau={self.tau} is not in (0, 1]: it is the fraction of each class's agreed "
-                "samples kept for fine-tuning; use e.g. tau=0.5"
+                f"tau={self.tau} is not in (0, 1]: it sets how many samples per class are "
+                "kept for fine-tuning (round(tau * N / C)); use e.g. tau=0.5"
             )
         for name in ("rounds", "batch_size"):
             if getattr(self, name) < 1:
@@ -138,11 +156,13 @@ class MRAHparams:
 class MRAResult:
     """What the attacker ends with: a label per forgotten sample, and the trail to it."""
 
-    labels: torch.Tensor  # recovered labels of the forgotten samples (final student)
+    labels: torch.Tensor  # recovered labels: the reported model's (see white_box_report)
     distill_labels: torch.Tensor  # plain-distillation ablation (student before any round)
     teacher_labels: torch.Tensor  # the unlearned model's own predictions
-    round_labels: list[torch.Tensor] = field(default_factory=list)  # student after each round
-    selected: list[int] = field(default_factory=list)  # fine-tuning set size per round
+    student_labels: torch.Tensor | None = None  # final student
+    restored_labels: torch.Tensor | None = None  # final fine-tuned teacher (white-box only)
+    round_labels: list[torch.Tensor] = field(default_factory=list)  # reported model per round
+    selected: list[int] = field(default_factory=list)  # student's fine-tuning set per round
     student: nn.Module | None = None
 
 
@@ -178,10 +198,33 @@ def prior_offsets(logp: torch.Tensor, iters: int = 50) -> torch.Tensor:
     return b
 
 
+def laplace_smooth(prob: torch.Tensor, beta: float) -> torch.Tensor:
+    """(prob + beta), renormalised per row."""
+    q = prob + beta
+    return q / q.sum(1, keepdim=True)
+
+
+def product_selection(
+    prob_a: torch.Tensor, prob_b: torch.Tensor, tau: float, beta: float = 0.02
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's selection: for every class k, the ``max(1, round(tau * N / C))`` rows
+    with the highest ``laplace_smooth(prob_a)[:, k] * laplace_smooth(prob_b)[:, k]``.
+
+    No agreement is required and the classes choose independently, so a row may be picked for
+    two classes.  Returns (indices into the rows, their labels), class by class.
+    """
+    joint = laplace_smooth(prob_a.float(), beta) * laplace_smooth(prob_b.float(), beta)
+    n, c = joint.shape
+    k = min(n, max(1, round(tau * n / c)))
+    top = joint.topk(k, dim=0).indices  # (k, C): column k holds class k's picks
+    return top.T.reshape(-1), torch.arange(c).repeat_interleave(k)
+
+
 def agreed_selection(
     prob_teacher: torch.Tensor, prob_student: torch.Tensor, tau: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per class, the samples teacher and student agree on most confidently.
+    """Option ``selection="agreed"`` (ours): per class, the samples teacher and student agree on
+    most confidently.
 
     A sample is a candidate for class k when both models' argmax is k; per class the
     ``ceil(tau * n_k)`` candidates (n_k of them) with the highest lower probability of the two
@@ -427,7 +470,14 @@ def membership_recall(
             g.get_state(),
             copy.deepcopy(rng.bit_generator.state),
         )
+
     # 2. learning with noisy labels
+    def select(prob_a: torch.Tensor, prob_b: torch.Tensor):
+        if hp.selection == "agreed":
+            return agreed_selection(prob_a, prob_b, hp.tau)
+        return product_selection(prob_a, prob_b, hp.tau, hp.smoothing)
+
+    reported = teacher if white and hp.white_box_report == "teacher" else student
     prob_t, offsets = _calibrated(teacher, pool, nf, hp.prior_matching)
     for r in progress(range(hp.rounds), desc=f"mra:{hp.setting}"):
         _distill(
@@ -444,15 +494,20 @@ def membership_recall(
             f"mra-distil{r}",
         )
         prob_s, _ = _calibrated(student, pool, nf, hp.prior_matching)
-        idx, lab = agreed_selection(prob_t, prob_s, hp.tau)
+        if white:  # the reference updates the teacher first, then selects again with it
+            idx, lab = select(prob_s, prob_t)
+            xs, ys = pool[idx.to(pool.device)], lab.to(pool.device)
+            _finetune(teacher, xs, ys, hp.teacher_lr, "eval", hp, g, device, f"mra-t{r}")
+            prob_t, offsets = _calibrated(teacher, pool, nf, hp.prior_matching)
+        idx, lab = select(prob_t, prob_s)
         res.selected.append(len(idx))
         if len(idx):
             xs, ys = pool[idx.to(pool.device)], lab.to(pool.device)
             _finetune(student, xs, ys, hp.finetune_lr, "train", hp, g, device, f"mra-ft{r}")
-            if white:
-                _finetune(teacher, xs, ys, hp.teacher_lr, "eval", hp, g, device, f"mra-t{r}")
-                prob_t, offsets = _calibrated(teacher, pool, nf, hp.prior_matching)
-        res.round_labels.append(labels_of(student))
+        res.round_labels.append(labels_of(reported))
+    res.student_labels = labels_of(student)
+    if white:
+        res.restored_labels = labels_of(teacher)
     res.labels = res.round_labels[-1]
     res.student = student
     return res
@@ -481,9 +536,11 @@ def recall_experiment(
     ``PUBLIC_SIZE[profile]``): disjoint from the training set, and holding the forgotten classes
     as any natural sample would.  Labels are used here, by the evaluator only, after the attack.
     Returns recall accuracies in percent: ``unlearned_acc`` (the unlearned model's own
-    predictions), ``prior_matched_acc`` (its prior-matched predictions, no training),
-    ``distill_acc`` (plain distillation), ``mra_acc`` and ``round_acc``; ``per_class`` recall per
-    forget class; ``label_hist``, where the forgotten samples' labels land per class.
+    predictions), ``prior_matched_acc`` (its prior-matched predictions, no training: a
+    diagnostic of the ``prior_matching`` option), ``distill_acc`` (plain distillation),
+    ``mra_acc`` (the reported model: the fine-tuned teacher in white-box, else the student),
+    ``student_acc`` (the final student in both settings) and ``round_acc``; ``per_class``
+    recall per forget class; ``label_hist``, where the forgotten samples' labels land per class.
     """
     # experiment sits above attacks in the module order; import it only when asked to run one
     from ..experiment import split_for, unlearn_config, unlearned_model
@@ -524,8 +581,12 @@ def recall_experiment(
             "prior_matched": prior,
             "distill": res.distill_labels,
             "mra": res.labels,
+            "student": res.student_labels,
         }
         out: dict[str, Any] = {f"{k}_acc": _recall(v, yf) for k, v in runs.items()}
+        out["reported"] = (
+            "teacher" if setting == "white_box" and hp.white_box_report == "teacher" else "student"
+        )
         out["round_acc"] = [_recall(v, yf) for v in res.round_labels]
         out["per_class"] = {
             str(c): {k: _recall(v[yf == c], yf[yf == c]) for k, v in runs.items()}
