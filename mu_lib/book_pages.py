@@ -261,7 +261,9 @@ def page_problems(path: Path) -> list[str]:
 
 def install_mathjax(root: Path) -> Path:
     """Copy MathJax 3 (the django-static-mathjax wheel's es5 build, a ``book`` dependency) to
-    ``<root>/_static/mathjax`` so that ``mathjax_path`` in _config.yml serves math offline."""
+    ``<root>/build/mathjax_static/mathjax``, a static path of _config.yml, so that the built
+    ``_static/mathjax/tex-chtml.js`` serves math offline.  Not under ``_static/``: jupyter-book
+    would add each of MathJax's hundreds of .js files to every page."""
     import shutil
 
     try:
@@ -272,7 +274,7 @@ def install_mathjax(root: Path) -> Path:
             '(part of the book extra: pip install -e ".[book]")'
         ) from err
     src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
-    dest = Path(root) / "_static" / "mathjax"
+    dest = Path(root) / "build" / "mathjax_static" / "mathjax"
     if not (dest / "tex-chtml.js").exists():
         shutil.copytree(src, dest, dirs_exist_ok=True)
     return dest

@@ -218,4 +218,22 @@ def style_table(df: pd.DataFrame, digits: int = 2, profile=None):
                 fmt[c] = "{:.0f}"  # counts and shot numbers: "10", not "10.00"
             else:
                 fmt[c] = "{:." + str(digits) + "f}"
+    df, fmt = _group_beside_paper(df, fmt)
     return df.style.format(fmt, na_rep="–").hide(axis="index")
+
+
+_SIDES = ((" (ours)", "ours"), (" (paper)", "paper"), (" Δ", "Δ"))
+
+
+def _group_beside_paper(df: pd.DataFrame, fmt: dict) -> tuple[pd.DataFrame, dict]:
+    """A header row grouping each metric's ours / paper / Δ columns (``beside_paper``'s layout):
+    the metric's name once over its three columns, instead of it repeated in every header."""
+    if not any(str(c).endswith(_SIDES[0][0]) for c in df.columns):
+        return df, fmt
+    names = {}
+    for c in df.columns:
+        side = next(((str(c)[: -len(s)], name) for s, name in _SIDES if str(c).endswith(s)), None)
+        names[c] = side or (str(c), "")
+    out = df.copy()
+    out.columns = pd.MultiIndex.from_tuples([names[c] for c in df.columns])
+    return out, {names[c]: f for c, f in fmt.items()}

@@ -121,12 +121,68 @@ def test_counts_print_as_integers():
     assert ">10<" in html and "10.00" not in html and "1.23" in html
 
 
+# What must not appear in the built HTML: leaks onto the page, and scripts fetched from a CDN.
+HTML_LEAKS = (
+    "Warning",
+    "PosixPath",
+    "Traceback",
+    "# Parameters",
+    "cdn.jsdelivr.net/npm/mathjax",
+    "require.min.js",
+)
+
+
+def build_html(notebook: Path, tmp: Path) -> Path:
+    """``jupyter-book build`` of one executed chapter with the book's _config.yml (the cheap way
+    to check the rendered page: about a minute instead of the whole smoke book)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from mu_lib.book_pages import install_mathjax
+
+    root = tmp / "book"
+    (root / "book" / "generated").mkdir(parents=True)
+    shutil.copy(notebook, root / "book" / "generated" / notebook.name)
+    shutil.copy(ROOT / "book" / "references.bib", root / "book" / "references.bib")
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    (root / "_config.yml").write_text(yaml.safe_dump(config))
+    toc = {
+        "format": "jb-book",
+        "root": "book/intro",
+        "chapters": [{"file": f"book/generated/{notebook.stem}"}],
+    }
+    (root / "_toc.yml").write_text(yaml.safe_dump(toc))
+    install_mathjax(root)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    assert not (root / "_static").exists()
+    done = subprocess.run([str(jb), "build", str(root)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return root / "_build" / "html" / "book" / "generated" / f"{notebook.stem}.html"
+
+
+def html_problems(html: Path) -> list[str]:
+    import re
+
+    text = html.read_text()
+    body = text[text.find("<main") :] if "<main" in text else text
+    body = re.sub(r"<script.*?</script>", "", body, flags=re.S)  # the theme's own code
+    found = [leak for leak in HTML_LEAKS[:4] if leak in body]
+    return found + [url for url in HTML_LEAKS[4:] if url in text]
+
+
 @pytest.mark.slow
 def test_a_smoke_chapter_page_is_clean_and_its_results_say_what_made_them(tmp_path, monkeypatch):
     results = tmp_path / "results"
     monkeypatch.setenv("MU_RESULTS_DIR", str(results))
     execute_chapter(ROOT, "s3_1_over_unlearning", "smoke", {"seed": 0}, out_dir=tmp_path)
     assert page_problems(tmp_path / "s3_1_over_unlearning.ipynb") == []
+    html = build_html(tmp_path / "s3_1_over_unlearning.ipynb", tmp_path)
+    assert html_problems(html) == []
+    assert "Re-run this chapter" in html.read_text()
     assert list(results.glob("*.csv")) and result_problems(results) == []
     prov = json.loads((results / "s3_1_ou.json").read_text())["provenance"]
     assert prov["dataset"] == "digits (8×8)" and prov["profile"] == "smoke"
@@ -167,7 +223,7 @@ def test_the_pages_workflow_keeps_its_cache_and_failures_and_never_cancels_main(
     assert config["launch_buttons"]["binderhub_url"] and config["launch_buttons"]["colab_url"]
 
 
-def test_math_and_scripts_are_served_locally():
+def test_math_and_scripts_are_served_locally(tmp_path):
     import yaml
 
     from mu_lib.book_pages import install_mathjax
@@ -179,9 +235,18 @@ def test_math_and_scripts_are_served_locally():
         "sphinx_exercise"
         in yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["extra_extensions"]
     )
-    # the file mathjax_path names is what install_mathjax provides
-    import mathjax
+    # the file mathjax_path names is what install_mathjax puts in a static path, not in _static/
+    dest = install_mathjax(tmp_path)
+    static = [p for p in config["html_static_path"] if tmp_path / p in dest.parents]
+    assert static and (dest.parent / config["mathjax_path"]).exists()
+    assert not (ROOT / "_static").exists()
 
-    src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
-    assert (src / Path(config["mathjax_path"]).name).exists()
-    assert callable(install_mathjax)
+
+def test_ours_paper_and_difference_share_one_grouped_header():
+    from mu_lib.report import beside_paper
+
+    ours = pd.DataFrame({"method": ["delete"], "acc_f": [1.0]})
+    paper = pd.DataFrame({"method": ["delete"], "acc_f": [0.5]})
+    html = style_table(beside_paper(ours, paper, "method", ["acc_f"])).to_html()
+    assert 'colspan="3">acc_f<' in html and ">ours<" in html and ">Δ<" in html
+    assert "acc_f (ours)" not in html
