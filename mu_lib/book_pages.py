@@ -278,3 +278,31 @@ def install_mathjax(root: Path) -> Path:
     if not (dest / "tex-chtml.js").exists():
         shutil.copytree(src, dest, dirs_exist_ok=True)
     return dest
+
+
+def result_problems(results: Path) -> list[str]:
+    """Saved result files that do not name their real dataset or their provenance (a JSON
+    ``provenance`` block; no column but ``stands in for`` calling our data CIFAR)."""
+    import pandas as pd
+
+    from .labels import PAPER_DATASETS, STANDS_IN
+
+    problems = []
+    for csv in sorted(results.glob("*.csv")):
+        meta_path = csv.with_suffix(".json")
+        if not meta_path.exists():
+            problems.append(f"{csv.name}: no JSON metadata")
+            continue
+        prov = json.loads(meta_path.read_text()).get("provenance", {})
+        for key in ("profile", "datasets", "stand_ins", "mu_lib", "commit"):
+            if not prov.get(key):
+                problems.append(f"{csv.name}: provenance lacks {key}")
+        if prov.get("profile") == "paper":
+            continue
+        df = pd.read_csv(csv)
+        for c in df.columns:
+            if c == STANDS_IN or "paper" in str(c):
+                continue
+            if df[c].astype(str).isin(PAPER_DATASETS).any():
+                problems.append(f"{csv.name}: column {c!r} calls our data {PAPER_DATASETS}")
+    return problems

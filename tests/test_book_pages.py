@@ -13,34 +13,11 @@ import pandas as pd
 import pytest
 
 from mu_lib.book import execute_chapter
-from mu_lib.book_pages import finish_notebook, page_problems
-from mu_lib.labels import PAPER_DATASETS, STANDS_IN, method_label, relabel_frame
+from mu_lib.book_pages import finish_notebook, page_problems, result_problems
+from mu_lib.labels import STANDS_IN, method_label, relabel_frame
 from mu_lib.report import mean_std, style_table
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def result_problems(results: Path) -> list[str]:
-    """Saved result files that do not name their real dataset or their provenance."""
-    problems = []
-    for csv in sorted(results.glob("*.csv")):
-        meta_path = csv.with_suffix(".json")
-        if not meta_path.exists():
-            problems.append(f"{csv.name}: no JSON metadata")
-            continue
-        prov = json.loads(meta_path.read_text()).get("provenance", {})
-        for key in ("profile", "datasets", "stand_ins", "mu_lib", "commit"):
-            if not prov.get(key):
-                problems.append(f"{csv.name}: provenance lacks {key}")
-        if prov.get("profile") == "paper":
-            continue
-        df = pd.read_csv(csv)
-        for c in df.columns:
-            if c == STANDS_IN or "paper" in str(c):
-                continue
-            if df[c].astype(str).isin(PAPER_DATASETS).any():
-                problems.append(f"{csv.name}: column {c!r} calls our data {PAPER_DATASETS}")
-    return problems
 
 
 def _notebook(tmp_path: Path) -> Path:

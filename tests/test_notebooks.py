@@ -1,10 +1,12 @@
 """Every chapter runs end to end through papermill on the smoke profile (cell errors fail)."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 from mu_lib.book import CHAPTERS, available_chapters, execute_chapter
+from mu_lib.book_pages import page_problems, result_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,3 +25,7 @@ def test_chapter_runs_on_smoke(name, tmp_path):
     assert out.exists() and secs > 0
     text = out.read_text()
     assert '"ename"' not in text  # no error output in any cell
+    # nothing on the page that should not be: warnings, path reprs, injected parameters
+    assert page_problems(out) == []
+    results = Path(os.environ["MU_RESULTS_DIR"])
+    assert result_problems(results) == []  # every saved result names its data and provenance
