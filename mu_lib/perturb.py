@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from . import MuError
-from .train import inference_batch
+from .train import eval_mode, inference_batch
 
 
 def pgd_linf(
@@ -35,25 +35,23 @@ def pgd_linf(
     device = device or next(model.parameters()).device.type
     batch_size = inference_batch(batch_size, device)  # same neighbours, faster on CPU
     g = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.eval()
     out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size].to(device)
-        yb = y[i : i + batch_size].to(device)
-        adv = xb
-        if random_start:
-            delta = (torch.rand(xb.shape, generator=g) * 2 - 1).to(device) * eps
-            adv = (xb + delta).clamp(0, 1)
-        for _ in range(steps):
-            adv.requires_grad_(True)
-            loss = nn.functional.cross_entropy(model(adv), yb)
-            (grad,) = torch.autograd.grad(loss, adv)
-            with torch.no_grad():
-                adv = adv + step * grad.sign()
-                adv = torch.min(torch.max(adv, xb - eps), xb + eps).clamp(0, 1)
-        out.append(adv.detach().cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].to(device)
+            yb = y[i : i + batch_size].to(device)
+            adv = xb
+            if random_start:
+                delta = (torch.rand(xb.shape, generator=g) * 2 - 1).to(device) * eps
+                adv = (xb + delta).clamp(0, 1)
+            for _ in range(steps):
+                adv.requires_grad_(True)
+                loss = nn.functional.cross_entropy(model(adv), yb)
+                (grad,) = torch.autograd.grad(loss, adv)
+                with torch.no_grad():
+                    adv = adv + step * grad.sign()
+                    adv = torch.min(torch.max(adv, xb - eps), xb + eps).clamp(0, 1)
+            out.append(adv.detach().cpu())
     return torch.cat(out) if out else x.clone()
 
 

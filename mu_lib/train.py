@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,22 @@ def set_bn_mode(model: nn.Module, mode: str) -> None:
         for m in model.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.eval()
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode inside; after, every submodule gets back its own ``training`` flag.
+
+    ``model.train(was)`` would set one flag for all and so unfreeze a BatchNorm that the
+    unlearning loop froze (``bn_mode='eval'``); helpers called mid-training use this instead.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in modes:
+            m.training = flag
 
 
 def autocast(device: str):
@@ -228,11 +244,11 @@ def _batched_eval(
     """``fn(batch)`` over ``x`` in eval mode, batched, concatenated on CPU in float32."""
     device = device or next(model.parameters()).device.type
     batch_size = inference_batch(batch_size, device)
-    model.eval()
     outs = []
-    for i in range(0, len(x), batch_size):
-        with autocast(device):
-            outs.append(fn(x[i : i + batch_size].to(device)).float().cpu())
+    with eval_mode(model):
+        for i in range(0, len(x), batch_size):
+            with autocast(device):
+                outs.append(fn(x[i : i + batch_size].to(device)).float().cpu())
     return torch.cat(outs) if outs else torch.empty(0)
 
 

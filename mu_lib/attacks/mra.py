@@ -43,7 +43,7 @@ from torch import nn
 
 from .. import MuError
 from ..data import batches
-from ..models import check_classifier
+from ..models import check_classifier, fresh_model
 from ..train import fit, make_optimizer, predict_logits, progress, seed_everything
 
 SETTINGS = ("query_only", "white_box")
@@ -170,16 +170,10 @@ class MRAResult:
 
 
 def fresh_copy(model: nn.Module, seed: int) -> nn.Module:
-    """A re-initialised model of the same architecture: deepcopy, then ``reset_parameters`` on
-    every layer under ``seed``.  Works for any backbone without knowing its registry name; fixed
-    buffers (the input normalisation) are kept, BatchNorm statistics reset."""
-    student = copy.deepcopy(model)
-    torch.manual_seed(seed)
-    for m in student.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
-        if hasattr(m, "reset_running_stats"):
-            m.reset_running_stats()
+    """A model of ``model``'s backbone built anew from the registry under ``seed``: every
+    parameter freshly drawn (the transformer's class token and position embeddings included),
+    BatchNorm statistics reset; trainable."""
+    student = fresh_model(model, seed)
     for p in student.parameters():
         p.requires_grad_(True)
     return student

@@ -134,6 +134,11 @@ class Method:
     def trainable_parameters(self, ctx: Context):
         return ctx.model.parameters()
 
+    def batches(self, ctx: Context, epoch: int) -> Iterator[Batch]:
+        """One epoch's steps (default: shuffled forget batches, each with a retained batch if the
+        method uses retained data; SCRUB alternates whole passes instead)."""
+        return forget_retain_batches(self, ctx, epoch)
+
     @property
     def needs_retain(self) -> bool:
         return self.uses_retain
@@ -179,7 +184,7 @@ def run_unlearning(method: Method, ctx: Context) -> nn.Module:
         )
         fit(
             ctx.model,
-            lambda epoch: forget_retain_batches(method, ctx, epoch),
+            lambda epoch: method.batches(ctx, epoch),
             lambda batch: method.loss(ctx, batch),
             opt,
             epochs,

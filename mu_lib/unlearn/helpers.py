@@ -11,6 +11,7 @@ from torch import nn
 
 from .. import MuError
 from ..data import batches
+from ..train import eval_mode
 
 
 def chunks(n: int, size: int) -> Iterator[slice]:
@@ -47,16 +48,14 @@ def accumulate_grads(
 ) -> None:
     """Backpropagate ``loss_fn(model(x_b), y_b)`` batch by batch (eval mode) and hand each batch's
     parameter gradients, by name, to ``per_batch(grads, batch_len)``.  The model is left unchanged."""
-    was = model.training
-    model.eval()
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    for idx in batches(len(y), batch_size, shuffle=False):
-        idx = idx.to(x.device)
-        model.zero_grad(set_to_none=True)
-        loss_fn(model(x[idx]).float(), y[idx]).backward()
-        per_batch({n: p.grad for n, p in params.items() if p.grad is not None}, len(idx))
+    with eval_mode(model):
+        for idx in batches(len(y), batch_size, shuffle=False):
+            idx = idx.to(x.device)
+            model.zero_grad(set_to_none=True)
+            loss_fn(model(x[idx]).float(), y[idx]).backward()
+            per_batch({n: p.grad for n, p in params.items() if p.grad is not None}, len(idx))
     model.zero_grad(set_to_none=True)
-    model.train(was)
 
 
 def require_retain(name: str, ctx) -> tuple[torch.Tensor, torch.Tensor]:

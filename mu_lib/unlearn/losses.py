@@ -17,7 +17,7 @@ def masked_distillation(
     forget_classes: Sequence[int],
     temperature: float = 1.0,
 ) -> torch.Tensor:
-    """KL(masked softmax of teacher || softmax of student), batch mean (DELETE, Spotter's L_u/L_o).
+    """KL(masked softmax of teacher || softmax of student), batch mean (Spotter's L_u and L_o).
 
     Written as a cross-entropy against the masked teacher (the teacher's entropy is constant), with
     0 * log(0) terms on C_f dropped, so the student is pushed to put no mass on C_f.
@@ -27,6 +27,23 @@ def masked_distillation(
     log_q = torch.log_softmax(student_logits.float() / t, dim=1)
     ent = torch.xlogy(p, p).sum(1)
     return (ent - (p * log_q).sum(1)).mean() * t * t
+
+
+def own_class_distillation(
+    teacher_logits: torch.Tensor,
+    student_logits: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """KL(softmax of teacher with each sample's own class masked || softmax of student), batch
+    mean: DELETE's target (its reference code masks the label, not every forget class, so with
+    two forget classes a sample of one keeps the teacher's mass on the other)."""
+    t = temperature
+    masked = teacher_logits.float().clone()
+    masked[torch.arange(len(labels), device=masked.device), labels] = float("-inf")
+    p = torch.softmax(masked / t, dim=1)
+    log_q = torch.log_softmax(student_logits.float() / t, dim=1)
+    return (torch.xlogy(p, p).sum(1) - (p * log_q).sum(1)).mean() * t * t
 
 
 @torch.no_grad()

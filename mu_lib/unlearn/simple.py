@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..models import fresh_model
 from ..train import train_classifier
 from .base import Batch, Context, HParams, Method, register
-from .losses import forget_teacher_logits, masked_distillation
+from .helpers import require_retain
+from .losses import forget_teacher_logits, own_class_distillation
 
 
 @register
@@ -45,10 +47,10 @@ class Retrain(Method):
     def unlearn(self, ctx: Context) -> nn.Module:
         p = ctx.profile
         model = ctx.model
-        for m in model.modules():  # fresh initialisation with the run's seed
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-        xr, yr = ctx.retain
+        # from scratch: every parameter and buffer of a newly built backbone (in place, so the
+        # model keeps its device and memory layout)
+        model.load_state_dict(fresh_model(model, ctx.seed + 7).state_dict())
+        xr, yr = require_retain(self.name, ctx)
         epochs = self.hp.train_epochs
         if epochs is None:
             epochs = p.epochs_for(ctx.backbone)
@@ -62,6 +64,9 @@ class Retrain(Method):
             seed=ctx.seed + 7,
             device=ctx.device,
             augment=p.train_augment,
+            schedule=p.train_schedule,
+            warmup=p.train_warmup,
+            nesterov=p.train_nesterov,
             desc="retrain",
         )
         ctx.counts["retain_batches"] += 1
@@ -84,14 +89,14 @@ class DeleteHparams(HParams):
 
 @register
 class Delete(Method):
-    """DELETE: distil the original's logits with the forget classes masked out."""
+    """DELETE: distil the original's logits with each sample's own class masked out."""
 
     name = "delete"
-    summary = "distil the original with forget logits masked to -inf (forget data only)"
+    summary = "distil the original with each sample's own-class logit masked (forget data only)"
     source = "Zhou et al., Decoupled Distillation to Erase (DELETE), CVPR 2025"
     Hparams = DeleteHparams
     profile_defaults = {"cpu": {"lr": 3e-4}, "smoke": {"lr": 3e-3}}
 
     def loss(self, ctx: Context, batch: Batch) -> torch.Tensor:
         t = forget_teacher_logits(ctx, batch)
-        return masked_distillation(t, ctx.model(batch.x), ctx.forget_classes, self.hp.temperature)
+        return own_class_distillation(t, ctx.model(batch.x), batch.y, self.hp.temperature)

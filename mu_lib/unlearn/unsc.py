@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .. import MuError
-from ..train import predict_logits
+from ..train import eval_mode, predict_logits
 from .base import Batch, Context, HParams, Method, register
 from .helpers import require_retain
 from .losses import best_other_class
@@ -87,15 +87,12 @@ def null_space_projectors(
         m.register_forward_hook(lambda mod, args, out: seen.__setitem__(mod, args[0].detach()))
         for m in layers
     ]
-    was = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             model(x)
     finally:
         for h in hooks:
             h.remove()
-        model.train(was)
     out = []
     for m in layers:
         rows = _layer_rows(m, seen[m])
