@@ -2,9 +2,10 @@
 
 Rule: for each method, try the grid in increasing order (lr in {1e-4, 3e-4, 1e-3, 3e-3, 1e-2,
 3e-2, 1e-1}, the half-decade grid DELETE was set with; Fisher Forgetting has no
-learning rate and uses its noise scale alpha in {1e-8, 1e-7, 1e-6}) and keep the first value
-whose unlearned model has Acc_f below 5% after the profile's unlearning epochs (seed 0, forget
-class 0, every other hyperparameter at its default).  If no value passes, try the grid again with
+learning rate and uses its noise scale alpha in {1e-8, 3e-8, ..., 1e-4}) and keep the first value
+whose unlearned model has Acc_f below 5% after the profile's unlearning epochs (seed 0 and forget
+class 0 unless ``--seed`` / ``--forget-classes`` name another dev pair; every other
+hyperparameter at its default).  If no value passes, try the grid again with
 twice, then four times the epochs (a method that needs more steps gets them, rather than a
 learning rate so large that it wrecks the retained classes); if still none passes, keep the
 trial with the lowest Acc_f and say so.  Small first: the smallest step that forgets does the
@@ -16,6 +17,8 @@ the ``profile_defaults`` entries to paste into each method class.
 
     python benchmarks/select_lr.py --profile cpu
     python benchmarks/select_lr.py --profile smoke --methods salun unsc
+    python benchmarks/select_lr.py --profile cpu --methods fisher --seed 1 --forget-classes 1 \
+        --csv benchmarks/results/select_fisher_alpha_cpu.csv
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ BASELINES = (
 )
 LR_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 # Methods whose forgetting strength is not a learning rate: (hyperparameter, grid).
-OTHER_GRIDS = {"fisher": ("alpha", (1e-8, 1e-7, 1e-6))}
+# Fisher Forgetting: its noise scale, half-decade steps from the reference's 1e-8 .. 1e-6 upwards
+# (with its forget-row reset off, the noise alone must forget).
+FISHER_GRID = (1e-8, 3e-8, 1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4)
+OTHER_GRIDS = {"fisher": ("alpha", FISHER_GRID)}
 NO_EPOCHS = {"fisher"}  # one-shot methods: no training loop, no epochs to give them
 # If no value passes within the profile's epochs, the grid is tried again with more epochs: a
 # method that needs more steps gets them, rather than a learning rate that wrecks the model.
@@ -50,7 +56,12 @@ EPOCH_MULTIPLIERS = (1, 2, 4)
 
 
 def select(
-    method: str, profile: str, seed: int, threshold: float, grid: tuple[float, ...] | None
+    method: str,
+    profile: str,
+    seed: int,
+    threshold: float,
+    grid: tuple[float, ...] | None,
+    forget_classes: tuple[int, ...] = (0,),
 ) -> tuple[dict, bool, list[dict]]:
     """Apply the rule to one method; returns (chosen overrides, passed, trials)."""
     get_method_class(method)  # clear error for unknown names
@@ -69,6 +80,7 @@ def select(
                 method=method,
                 profile=profile,
                 seed=seed,
+                forget_classes=forget_classes,
                 overrides=over if method in NO_EPOCHS else {**over, "epochs": base_epochs * mult},
             )
             m = run(cfg).metrics
@@ -83,6 +95,7 @@ def select(
                     "acc_r": m["acc_r"],
                     "acc_rt": m["acc_rt"],
                     "ou_pgd": m["ou_pgd"],
+                    "proto_acc_f": m["proto_acc_f"],
                     "secs": time.perf_counter() - t0,
                 }
             )
@@ -92,6 +105,19 @@ def select(
     return best["over"], False, trials
 
 
+def write_csv(path: str, rows: list[dict], profile: str, seed: int, classes: list[int]) -> None:
+    """The selection table, one row per trial, with the dev pair it was chosen on."""
+    import csv
+
+    keys = ["method", "param", "value", "epochs", "acc_f", "acc_r", "acc_rt", "ou_pgd"]
+    keys += ["proto_acc_f", "secs", "chosen"]
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["profile", "seed", "forget_classes", *keys])
+        for r in rows:
+            out.writerow([profile, seed, " ".join(map(str, classes)), *(r[k] for k in keys)])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu", help="smoke | cpu | paper")
@@ -99,13 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threshold", type=float, default=5.0, help="Acc_f (percent) to get below")
     ap.add_argument("--grid", type=float, nargs="+", default=None, help="learning-rate grid")
+    ap.add_argument("--forget-classes", type=int, nargs="+", default=[0], help="e.g. 1")
+    ap.add_argument("--csv", default=None, help="also write the selection table to this CSV")
     args = ap.parse_args(argv)
     try:
         prof = get_profile(args.profile)
         rows, chosen = [], {}
         for method in args.methods:
             over, ok, trials = select(
-                method, prof.name, args.seed, args.threshold, args.grid and tuple(args.grid)
+                method,
+                prof.name,
+                args.seed,
+                args.threshold,
+                args.grid and tuple(args.grid),
+                tuple(args.forget_classes),
             )
             for t in trials:
                 t["chosen"] = "<-" if t["over"] == over else ""
@@ -137,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['acc_f']:7.2f} {r['acc_r']:7.2f} {r['acc_rt']:7.2f} {r['ou_pgd']:7.4f} "
             f"{r['secs']:6.1f} {r['chosen']}"
         )
+    if args.csv:
+        write_csv(args.csv, rows, prof.name, args.seed, args.forget_classes)
     print("\nprofile_defaults entries (paste into each method class):")
     for method, (over, ok) in chosen.items():
         note = "" if ok else f"  # nothing brings Acc_f below {args.threshold:g}%: lowest Acc_f"

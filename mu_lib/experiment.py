@@ -19,7 +19,14 @@ from .attacks.pra import DEFAULT_ALPHAS, FORMS, PRA, check_alpha
 from .data import ForgetSplit, data_fingerprint, get_dataset_info, make_split
 from .metrics import accuracy_suite, feature_dispersion, ou_from_logits
 from .models import build_model
-from .perturb import gaussian, pgd_linf
+from .perturb import (
+    check_neighbours,
+    gaussian,
+    gaussian_normalised,
+    input_normalisation,
+    pgd_linf,
+    pgd_runner_up_normalised,
+)
 from .profiles import Profile, get_profile
 from .store import Store, config_key, finite_json
 from .train import predict_logits, resolve_device, seed_everything, to_device, train_classifier
@@ -52,6 +59,9 @@ class RunConfig:
     pra_form: str = "cos"  # the paper derives prototype weights with cosine similarity (Sec. 5.1)
     alphas: tuple[float, ...] = DEFAULT_ALPHAS
     eval_eps: float | None = None  # None: the profile's pgd_eps
+    # Evaluation neighbours: "paper" (the paper's text) or "authors" (the authors' notebook), see
+    # mu_lib/perturb.py; only the OU@eps columns depend on it.
+    neighbours: str = "paper"
 
     def __post_init__(self):
         check_run_settings(self)
@@ -59,6 +69,7 @@ class RunConfig:
         self.alphas = tuple(check_alpha(a) for a in self.alphas)
         if self.pra_form not in FORMS:
             raise MuError(f"unknown PRA form {self.pra_form!r}; choose one of {FORMS}")
+        check_neighbours(self.neighbours)
         if self.pra_k is not None and self.pra_k < 1:
             raise MuError(f"pra_k must be >= 1, got {self.pra_k}")
 
@@ -140,9 +151,6 @@ def original_config(cfg: RunConfig) -> dict[str, Any]:
                     "train_lr",
                     "train_batch",
                     "train_augment",
-                    "train_schedule",
-                    "train_warmup",
-                    "train_nesterov",
                     "train_per_class",
                     "test_per_class",
                 )
@@ -224,9 +232,6 @@ def original_model(cfg: RunConfig) -> tuple[nn.Module, float, bool]:
             seed=cfg.seed,
             device=resolve_device(cfg.device),
             augment=p.train_augment,
-            schedule=p.train_schedule,
-            warmup=p.train_warmup,
-            nesterov=p.train_nesterov,
             desc="original",
         )
 
@@ -312,10 +317,26 @@ def neighbours(
     p = cfg.prof
     eps = p.pgd_eps if eps is None else eps
     key = f"nb:{config_key(original_config(cfg))}:{cfg.forget_classes}:{kind}:{eps}"
+    key += f":{cfg.neighbours}"
     if key not in _MEMO:
         original, _, _ = original_model(cfg)
         xf, yf = split_for(cfg).forget_train
-        if kind == "pgd":
+        if kind not in ("pgd", "gauss"):
+            raise MuError(f"unknown neighbour kind {kind!r}; choose 'pgd' or 'gauss'")
+        if cfg.neighbours == "authors" and kind == "pgd":
+            xp = pgd_runner_up_normalised(
+                original,
+                xf,
+                eps=eps,
+                step=p.pgd_step,
+                steps=p.pgd_steps,
+                seed=cfg.seed,
+                device=resolve_device(cfg.device),
+            )
+        elif cfg.neighbours == "authors":
+            mean, std = input_normalisation(original)
+            xp = gaussian_normalised(xf, mean, std, noise_std=AUTHORS_GAUSS_STD, seed=cfg.seed)
+        elif kind == "pgd":
             xp = pgd_linf(
                 original,
                 xf,
@@ -326,12 +347,13 @@ def neighbours(
                 seed=cfg.seed,
                 device=resolve_device(cfg.device),
             )
-        elif kind == "gauss":
-            xp = gaussian(xf, std=p.gaussian_std, seed=cfg.seed)
         else:
-            raise MuError(f"unknown neighbour kind {kind!r}; choose 'pgd' or 'gauss'")
+            xp = gaussian(xf, std=p.gaussian_std, seed=cfg.seed)
         _MEMO[key] = (xp, predict_logits(original, xp, p.eval_batch))
     return _MEMO[key]
+
+
+AUTHORS_GAUSS_STD = 0.01  # the authors' notebook: std 0.01 on normalised tensors
 
 
 def ou(

@@ -3,6 +3,7 @@
 from . import (  # noqa: F401  (register the methods)
     boundary,
     fisher,
+    head_mask,
     l2ul,
     neggrad,
     random_label,
