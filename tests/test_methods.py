@@ -168,7 +168,7 @@ def test_method_specific_values_are_checked():
             build(name, bad)
 
 
-# Spotter on top of a base runs at the base's learning rate (Spotter's ``lr`` None, its default).
+# Spotter on top of a base runs with every optimisation setting of the base.
 PLUG = ("salun", "delete", "unsc")
 
 
@@ -190,14 +190,15 @@ def test_plug_and_play_with_spotter(setup, base):
 @pytest.mark.parametrize("base", PLUG)
 def test_plugged_in_spotter_ignores_standalone_profile_rate(base):
     """On ``cpu`` a lone Spotter has its own rate; plugged in, it must still take the base's."""
+    from mu_lib import tuned
     from mu_lib.unlearn import build_method
     from mu_lib.unlearn.spotter import Spotter
 
     alone = build_method("spotter", "cpu")
     plugged = build_method("spotter", "cpu", base=base)
-    assert alone.hp.lr == Spotter.profile_defaults["cpu"]["lr"]
+    assert alone.hp.lr == tuned.chosen("cpu", "spotter").get("lr", Spotter.Hparams.lr)
     assert plugged.hp.lr == build_method(base, "cpu").hp.lr
-    assert plugged.hp.batch_size == Spotter.plugged_profile_defaults["cpu"]["batch_size"]
+    assert plugged.hp.batch_size == build_method(base, "cpu").hp.batch_size
     assert build_method("spotter", "cpu", {"lr": 0.02}, base=base).hp.lr == 0.02
 
 

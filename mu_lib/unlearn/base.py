@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .. import MuError
+from .. import MuError, tuned
 from ..data import batches
 from ..train import fit, make_optimizer
 from ..validate import check_fields
@@ -59,6 +59,19 @@ class HParams:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# The settings of the optimisation (not of the loss): a plugged-in Spotter takes them from its base.
+OPTIMISATION_FIELDS = (
+    "epochs",
+    "lr",
+    "batch_size",
+    "retain_batch",
+    "momentum",
+    "weight_decay",
+    "optimizer",
+    "bn_mode",
+)
 
 
 @dataclass
@@ -255,10 +268,13 @@ def make_hparams(
     profile_defaults: dict[str, dict[str, Any]] | None = None,
 ) -> HParams:
     """Dataclass defaults, then the method's profile defaults (``profile_defaults`` if given, else
-    the class's), then the user's overrides."""
+    the class's and then what the tuning protocol chose, ``mu_lib/tuned/<profile>.json``), then
+    the user's overrides."""
     fields = {f.name: f for f in dataclasses.fields(cls.Hparams)}
     table = cls.profile_defaults if profile_defaults is None else profile_defaults
     values: dict[str, Any] = dict(table.get(profile_name, {}))
+    if profile_defaults is None:
+        values.update(tuned.chosen(profile_name, cls.name))
     for k, v in overrides.items():
         if k not in fields:
             raise MuError(f"{cls.name} has no hyperparameter {k!r}; valid ones: {sorted(fields)}")
@@ -305,9 +321,13 @@ def build_method(
         base_method = build_method(base, profile_name, base_over, default_epochs)
         if getattr(base_method, "accepts_base", False):
             raise MuError("the base of spotter must be another method, not spotter itself")
-        # plugged in, Spotter has its own per-profile defaults (it runs at the base's rate)
-        plugged = getattr(cls, "plugged_profile_defaults", None)
-        hp = make_hparams(cls, profile_name, overrides, default_epochs, plugged)
+        # plugged in, Spotter changes only the loss: every optimisation setting is the base's,
+        # unless set for Spotter itself (then the book shows the base with it too)
+        hp = make_hparams(cls, profile_name, overrides, default_epochs, {})
+        for name in OPTIMISATION_FIELDS:
+            if name not in overrides:
+                setattr(hp, name, getattr(base_method.hp, name))
+        hp.validate()
         return cls(hp, base=base_method)  # type: ignore[call-arg]
     if base_over:
         raise MuError("base.* overrides need --base")

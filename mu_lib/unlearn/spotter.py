@@ -25,36 +25,14 @@ class SpotterHparams(HParams):
     lambda1: weight of L_u against L_o (paper default 0.7).
     lambda2: weight of the dispersion loss L_sim (paper: 0.1 or 1).
     eps_o, step_o, steps_o: PGD neighbours used in L_o (paper: eps 0.03, like the evaluation).
-    lr: 1e-4, the authors' setting (10 epochs, batch 128, CIFAR ResNet-18), and Spotter's default
-        on ``paper`` and ``smoke``.  On ``cpu`` 2e-4 with batch 16 (below).  With a base method,
-        ``lr`` None takes the base's learning rate (the cpu default is then not applied).
-    batch_size: the profile's, except on ``cpu``: 16 alone, 32 plugged into another method.
+    lr: 1e-4, the authors' setting (10 epochs, batch 128, CIFAR ResNet-18) and the ``paper``
+        default; ``cpu`` / ``smoke`` take the tuning protocol's choice (``mu_lib.tuning``), as
+        every method does.  Plugged into another method, every optimisation setting (lr, batch,
+        epochs, BatchNorm mode, weight decay, momentum, optimiser) is the base's.
     bn_mode: ``eval`` (frozen BatchNorm), as in the authors' notebook.
-
-    Why ``cpu`` differs.  The rule the baselines use (the smallest lr that brings Acc_f below 5%)
-    says nothing about Spotter: L_u is met through the head within the first epoch at any rate,
-    while L_sim, the part that resists PRA, needs more steps on the small CNN (at lr 1e-4 with
-    batch 32, PRA still restored 52-60% of forget classes 3, 8 and 9).  Batch 16 doubles the
-    steps.  The rate trades resistance to PRA against retained accuracy, since Spotter sees no
-    retained data, so it is chosen by ``benchmarks/select_spotter_lr.py``: the rate of
-    {1e-4, 1.5e-4, 2e-4, 3e-4} under which the foundation's claim for lambda2 = 1 (Acc_f < 1%,
-    Acc_rt within 2 points of the original, Proto-Acc_f <= 10%) holds on the most (seed, class)
-    pairs of seeds 1 and 2, which the book does not use.  Pairs that hold, of 20: 1e-4 5,
-    1.5e-4 7, 2e-4 11, 3e-4 (the earlier default) 8.  On held-out seeds 0, 3 and 4, 2e-4 holds on
-    16 pairs of 30 and 3e-4 on 13.  Which classes miss changes from seed to seed, and even with
-    float-level differences in the original (one trained with another thread count), so only
-    counts over many pairs mean much.  Bags and ankle boots (classes 8 and 9) kept Proto-Acc_f
-    above 10% in all but one of these runs, at every rate; sandals (5) mostly lose more than 2
-    points of Acc_rt.  (Seeds 1-4 ran with one thread per process, seed 0 on the book's original.)
-    More epochs do not rescue classes 8 and 9 (``benchmarks/spotter_frontier.py``, seed 0, 2e-4,
-    20 epochs): bags keep Proto-Acc_f above 12%, ankle boots drop below 10% only after epoch 16,
-    with Acc_rt 2.7 points down.  Over the ten classes the claim holds most often after 10 or 12
-    epochs (7 of 10, measured every 2 epochs), so the paper's 10 stays.  Neither does a twice as
-    wide CNN (256-d features; 20 epochs: bags 10.9% at -1.04, ankle boots 5.9% at -2.29 after 18)
-    nor BatchNorm in train mode (bags and ankle boots 70-89% after 12 epochs).
     """
 
-    lr: float | None = None  # type: ignore[assignment]
+    lr: float = 1e-4
     lambda1: float = 0.7
     lambda2: float = 1.0
     eps_o: float = 0.03
@@ -63,8 +41,7 @@ class SpotterHparams(HParams):
     bn_mode: str = "eval"
 
     def validate(self) -> None:
-        if self.lr is not None:
-            super().validate()
+        super().validate()
         if not 0.0 <= self.lambda1 <= 1.0:
             raise MuError(f"lambda1 must be in [0, 1], got {self.lambda1}")
         if self.lambda2 < 0:
@@ -86,17 +63,10 @@ class Spotter(Method):
     )
     Hparams = SpotterHparams
     accepts_base = True
-    profile_defaults = {"cpu": {"batch_size": 16, "lr": 2e-4}}  # see SpotterHparams
-    # Plugged into another method, Spotter runs at that method's rate (``lr`` None), with batch 32
-    # on cpu: 320 steps, as long as the cpu runs of every method.
-    plugged_profile_defaults = {"cpu": {"batch_size": 32}}
 
     def __init__(self, hp: SpotterHparams, base: Method | None = None):
         super().__init__(hp)
-        self.base = base
-        if hp.lr is None:
-            hp.lr = base.hp.lr if base is not None else 1e-4
-        HParams.validate(hp)
+        self.base = base  # build_method gives a plugged Spotter the base's optimisation settings
 
     @property
     def needs_retain(self) -> bool:
