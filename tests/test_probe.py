@@ -3,10 +3,11 @@ not on features that never separated it (the retrain floor)."""
 
 import copy
 
+import pandas as pd
 import pytest
 import torch
 
-from mu_lib import MuError
+from mu_lib import MuError, beyond
 from mu_lib.attacks.probe import FeatureAttacks, class_shots, knn_predict
 from mu_lib.experiment import RunConfig, original_model, pra_for, unlearned_model
 
@@ -86,3 +87,38 @@ def test_knn_vote_and_shot_draw():
     y = torch.tensor([0, 0, 0, 1, 1, 1])
     a, b = class_shots(y, [0, 1], 2, seed=1), class_shots(y, [0, 1], 2, seed=1)
     assert torch.equal(a, b) and sorted(y[a].tolist()) == [0, 0, 1, 1]
+
+
+def _frame(knn_spotter):
+    rows = []
+    for method, pra, knn in [
+        ("Retrain", 90.0, 90.0),
+        ("NegGrad", 95.0, 99.0),
+        ("SalUn", 96.0, 99.0),
+        ("DELETE", 94.0, 98.0),
+        ("Spotter (λ2 = 1)", 20.0, knn_spotter),
+    ]:
+        for attack, v in (("pra", pra), ("knn", knn)):
+            rows.append(dict(view="default", method=method, seed=0, attack=attack, k=5, acc_f=v,
+                             acc_r=99.0, unlearned_acc_f=0.0))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_verdict_says_plainly_whether_the_advantage_survives():
+    text, table = beyond.verdict(_frame(knn_spotter=97.0), "default")
+    assert text.startswith("No: Spotter's advantage over the baselines does not survive")
+    assert "no more than the retrained model" not in text  # 97 is 7 points above the floor
+    assert table.set_index("attack").loc["PRA", "baselines_beaten"] == 3
+    text, _ = beyond.verdict(_frame(knn_spotter=60.0), "default")
+    assert text.startswith("Yes: Spotter's advantage over the baselines survives")
+
+
+def test_beyond_rows_on_smoke_table1_models():
+    cfgs = beyond.table1_configs(["retrain", "neggrad", "spotter"], [1.0], "smoke", [0], [0])
+    df = beyond.run_attacks({"default": cfgs}, ks=(5, 20))
+    assert set(df["attack"]) == {"pra", "knn", "probe"} and set(df["k"]) == {5, 20}
+    table = beyond.forget_table(df, "default")
+    assert list(table["method"]) == ["Retrain", "NegGrad", "Spotter (λ2 = 1)"]
+    assert "k-NN recovery k=5" in table.columns and "linear probe k=20" in table.columns
+    again = beyond.run_attacks({"default": cfgs}, ks=(5, 20))  # from the cache, same numbers
+    pd.testing.assert_frame_equal(df, again)
