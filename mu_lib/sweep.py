@@ -342,6 +342,7 @@ def sweep(
     for c in todo:  # dataset, classes, shots: fail before launching anything
         validate(c)
     if todo:
+        store().check_writable()  # and an unwritable cache, before any worker trains
         if executor == "local":
             fresh = _run_local(todo, threads, desc)
         else:
