@@ -27,7 +27,9 @@ book: install
 ## Lint, then the test suite on the smoke profile (every chapter runs through papermill)
 test: install
 	$(VENV)/bin/ruff check mu_lib tests benchmarks
-	MU_PROFILE=smoke $(PY) -m pytest -q
+	# one thread per worker and one worker per core (papermill's kernels inherit the thread cap);
+	# worksteal: the long chapter runs do not pile up on one worker at the end
+	MU_PROFILE=smoke OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist worksteal
 
 lint: install
 	$(VENV)/bin/ruff check mu_lib tests benchmarks

@@ -8,12 +8,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import MuError
 
-# Execution order; the last two read what the chapters saved.
+# Execution order; the last two read what the chapters saved (``FINAL``: they run after the rest).
 CHAPTERS: list[str] = [
     "s3_1_over_unlearning",
     "s3_2_relearning",
@@ -35,6 +37,9 @@ CHAPTERS: list[str] = [
 ]
 
 
+FINAL = ("reproduction_report", "status")
+
+
 def repo_root() -> Path:
     here = Path.cwd()
     for d in [here, *here.parents]:
@@ -50,7 +55,12 @@ def available_chapters(root: Path) -> list[str]:
 
 
 def execute_chapter(
-    root: Path, name: str, profile: str, params: dict | None = None, out_dir: Path | None = None
+    root: Path,
+    name: str,
+    profile: str,
+    params: dict | None = None,
+    out_dir: Path | None = None,
+    env: dict | None = None,
 ) -> float:
     """jupytext -> papermill one chapter into ``out_dir`` (default book/generated); returns seconds.
     ``params``: scalars go to papermill as ``-p``, lists, tuples and dicts as ``-y`` (YAML); a name
@@ -92,7 +102,7 @@ def execute_chapter(
             args += ["-p", k, str(v)]
     t0 = time.perf_counter()
     out = out_dir / f"{name}.ipynb"
-    done = subprocess.run(args, cwd=root)
+    done = subprocess.run(args, cwd=root, env=env)
     if done.returncode != 0:
         raise MuError(
             f"chapter {name} failed on profile {profile} (papermill exit {done.returncode}); "
@@ -103,14 +113,52 @@ def execute_chapter(
     return secs
 
 
+def default_jobs() -> int:
+    """Chapters run at once: ``$MU_BOOK_JOBS``, else one per CPU core."""
+    env = os.environ.get("MU_BOOK_JOBS")
+    if env:
+        try:
+            jobs = int(env)
+        except ValueError:
+            jobs = 0
+        if jobs < 1:
+            raise MuError(f"MU_BOOK_JOBS must be a whole number >= 1, got {env!r}")
+        return jobs
+    return os.cpu_count() or 1
+
+
+def build_shared_models(profile: str) -> None:
+    """Train, in this process with every core, the models most chapters share (the original and
+    the retrained model of forget class 0 for the profile's book seeds), so that chapters running
+    side by side load them from the cache instead of each training its own copy at once."""
+    from .experiment import RunConfig, unlearned_model
+    from .profiles import get_profile
+
+    for seed in get_profile(profile).chapter_seeds():
+        unlearned_model(RunConfig(method="retrain", profile=profile, seed=seed))
+
+
+def run_order(names: list[str], previous: dict) -> list[str]:
+    """Longest chapter first (the last build's times; chapters without one first, in book order),
+    so that no long chapter starts last while the other workers idle."""
+    known = {n: float(previous[n]["seconds"]) for n in names if "seconds" in previous.get(n, {})}
+    return sorted(names, key=lambda n: (n in known, -known.get(n, 0.0)))
+
+
 def build_book(
     profile: str,
     chapters: list[str] | None = None,
     skip_build: bool = False,
     params: dict | None = None,
+    jobs: int | None = None,
 ) -> Path:
     """Execute ``chapters`` (default: all) with ``params`` (checked against each chapter's
-    parameters cell first) and build the HTML."""
+    parameters cell first) and build the HTML.
+
+    With ``jobs`` > 1 (default: ``default_jobs()``) the shared models are trained first, then up
+    to ``jobs`` chapters run side by side, one thread each (``OMP_NUM_THREADS=1``: two chapters on
+    two cores instead of one chapter's Python, UMAP compile and small batches on both); the
+    chapters of ``FINAL`` run last, after all the others."""
     from .book_pages import check_parameters
 
     root = repo_root()
@@ -123,15 +171,39 @@ def build_book(
     status_path = root / "book" / "generated" / "results" / "status.json"
     status_path.parent.mkdir(parents=True, exist_ok=True)
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
-    for name in names:
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1:
+        raise MuError(f"jobs must be >= 1, got {jobs}")
+    lock = threading.Lock()
+
+    def execute(name: str, env: dict | None, n_jobs: int) -> None:
         print(f"[mu book] executing {name} on profile {profile}", flush=True)
-        secs = execute_chapter(root, name, profile, params)
-        status[name] = {
-            "seconds": round(secs, 1),
-            "profile": profile,
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
-        status_path.write_text(json.dumps(status, indent=2))
+        secs = execute_chapter(root, name, profile, params, env=env)
+        with lock:
+            status[name] = {
+                "seconds": round(secs, 1),
+                "profile": profile,
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "jobs": n_jobs,
+            }
+            status_path.write_text(json.dumps(status, indent=2))
+
+    first = [n for n in names if n not in FINAL]
+    last = [n for n in names if n in FINAL]
+    if jobs > 1 and len(first) > 1:
+        print(f"[mu book] training the shared models of profile {profile}", flush=True)
+        build_shared_models(profile)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {n: pool.submit(execute, n, env, jobs) for n in run_order(first, status)}
+        failed = [(n, f.exception()) for n, f in futures.items() if f.exception() is not None]
+        if failed:
+            raise MuError("; ".join(str(e) for _, e in failed))
+    else:
+        for name in first:
+            execute(name, None, 1)
+    for name in last:
+        execute(name, None, 1)
     if skip_build:
         return root / "book" / "generated"
     from .book_pages import install_mathjax

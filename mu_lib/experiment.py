@@ -151,6 +151,9 @@ def original_config(cfg: RunConfig) -> dict[str, Any]:
                     "train_lr",
                     "train_batch",
                     "train_augment",
+                    "train_schedule",
+                    "train_warmup",
+                    "train_nesterov",
                     "train_per_class",
                     "test_per_class",
                 )
@@ -232,6 +235,9 @@ def original_model(cfg: RunConfig) -> tuple[nn.Module, float, bool]:
             seed=cfg.seed,
             device=resolve_device(cfg.device),
             augment=p.train_augment,
+            schedule=p.train_schedule,
+            warmup=p.train_warmup,
+            nesterov=p.train_nesterov,
             desc="original",
         )
 

@@ -100,12 +100,19 @@ def to_device(model: nn.Module, device: str) -> nn.Module:
 
 
 def make_optimizer(
-    params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4, kind: str = "sgd"
+    params,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    kind: str = "sgd",
+    nesterov: bool = False,
 ) -> torch.optim.Optimizer:
     if lr <= 0:
         raise MuError(f"learning rate must be > 0, got {lr}")
     if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
+        )
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     raise MuError(f"unknown optimizer {kind!r}; choose 'sgd' or 'adam'")
@@ -190,6 +197,27 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1).to(out.device), out.flip(3), out)
 
 
+# Learning-rate schedules of ``train_classifier``: ``cosine`` anneals lr -> 0 once per epoch (the
+# paper's); ``onecycle`` rises linearly from lr/10 to lr over the first ``warmup`` fraction of the
+# optimiser steps, then falls linearly to 0, updated after every step.
+SCHEDULES = ("cosine", "onecycle")
+
+
+def check_schedule(schedule: str, warmup: float) -> None:
+    if schedule not in SCHEDULES:
+        raise MuError(f"unknown training schedule {schedule!r}; choose one of {SCHEDULES}")
+    if not 0.0 <= warmup < 1.0:
+        raise MuError(f"warm-up must be a fraction of the steps in [0, 1), got {warmup}")
+
+
+def onecycle_factor(step: int, total: int, warmup: float) -> float:
+    """Multiplier of the peak learning rate at optimiser step ``step`` of ``total``."""
+    warm = round(warmup * total)
+    if step < warm:
+        return 0.1 + 0.9 * step / warm
+    return max(1.0 - (step - warm) / max(total - warm, 1), 0.0)
+
+
 def train_classifier(
     model: nn.Module,
     x: torch.Tensor,
@@ -201,12 +229,24 @@ def train_classifier(
     seed: int,
     device: str,
     augment: bool = False,
+    schedule: str = "cosine",
+    warmup: float = 0.0,
+    nesterov: bool = False,
     desc: str = "train",
 ) -> list[float]:
-    """Supervised cross-entropy training (original and retrained models): SGD + cosine schedule."""
+    """Supervised cross-entropy training (original and retrained models): SGD (momentum 0.9,
+    weight decay 5e-4, optionally Nesterov) under ``schedule`` (see ``SCHEDULES``)."""
+    check_schedule(schedule, warmup)
     g = seed_everything(seed)
-    opt = make_optimizer(model.parameters(), lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    opt = make_optimizer(model.parameters(), lr, nesterov=nesterov)
+    per_epoch, per_step = None, None
+    if schedule == "cosine":
+        per_epoch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    else:
+        total = max(epochs * math.ceil(len(y) / batch_size), 1)
+        per_step = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: onecycle_factor(step, total, warmup)
+        )
     x_dev, y_dev = x.to(device), y.to(device)
 
     def make_batches(_epoch: int):
@@ -220,7 +260,17 @@ def train_classifier(
         xb, yb = batch
         return nn.functional.cross_entropy(model(xb), yb)
 
-    return fit(model, make_batches, loss_fn, opt, epochs, device=device, scheduler=sched, desc=desc)
+    return fit(
+        model,
+        make_batches,
+        loss_fn,
+        opt,
+        epochs,
+        device=device,
+        scheduler=per_epoch,
+        after_step=per_step.step if per_step is not None else None,
+        desc=desc,
+    )
 
 
 # On CPU, inference and PGD run in chunks of at most this many images, whatever batch the caller
