@@ -106,6 +106,8 @@ def _fake_root(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("page", "command"), DOCUMENTED)
 def test_documented_command_runs(page, command, monkeypatch, tmp_path):
     words = shlex.split(command)
+    while "=" in words[0] and not words[0].startswith("-"):  # OMP_NUM_THREADS=2 python ...
+        words = words[1:]
     if words[0] in SKIP:
         pytest.skip(f"{words[0]}: changes the environment")
     if words[0] == "make":
@@ -115,6 +117,13 @@ def test_documented_command_runs(page, command, monkeypatch, tmp_path):
         assert (ROOT / words[-1]).exists(), command
     elif words[0] == "papermill":
         _papermill_ok(words)
+    elif words[0] == "python" and words[1].startswith("benchmarks/"):
+        # measurements take minutes to hours: the script, and every option quoted, must exist
+        assert (ROOT / words[1]).exists(), command
+        done = subprocess.run([sys.executable, words[1], "--help"], cwd=ROOT, capture_output=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        flags = [w.split("=")[0] for w in words[2:] if w.startswith("--")]
+        assert all(f.encode() in done.stdout for f in flags), command
     elif words[:2] == ["python", "-m"] and words[2].startswith("assignments."):
         # building or grading runs otter (tests/test_assignments.py does that): here the module,
         # its options and the assignment named must exist
