@@ -205,3 +205,34 @@ def test_reconstruction_reading_follows_the_numbers():
     curves["cos_mean"] = -0.4  # a public mean pointing away: a random direction is the guess
     curves.loc[[0, 1], "cos_recon"] = 0.03
     assert "no better than an uninformed guess" in reconstruction.reading(summ, curves)
+
+
+def test_table6_joins_each_dataset_to_the_paper_row_it_stands_beside():
+    from mu_lib.chapters import larger
+
+    assert [r[0] for r in larger.rows_spec(get_profile("paper"), None)] == [
+        "tinyimagenet",
+        "casia-webface",
+    ]
+    row_of = {"fashion-mnist": (larger.TINY, 10, (0, 4, 2)), "faces": (larger.FACES, 10, (0, 1, 2))}
+    df = pd.DataFrame(
+        [
+            {
+                "our_dataset": d,
+                "method": m,
+                "seed": 0,
+                **{c: v for c in [*larger.COLS, "acc_ft", "acc_rt"]},
+            }
+            for d in row_of
+            for m, v in (("Original", 99.0), ("DELETE", 5.0), ("Spotter", 1.0))
+        ]
+    )
+    t = larger.table6(df, row_of)
+    assert len(t) == 6
+    ref = paper.table(6)
+    for _, row in t.iterrows():
+        hit = ref[(ref.dataset == row.dataset) & (ref.method == row.method)]
+        assert row.dataset == row_of[row.our_dataset][0]
+        assert row["proto_acc_f (paper)"] == pytest.approx(hit.proto_acc_f.iloc[0])
+    text = larger.reading(t, row_of)
+    assert text.count("Spotter over-unlearns less than DELETE") == 2
