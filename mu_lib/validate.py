@@ -253,7 +253,7 @@ def check_parameter(name: str, default: Any, value: Any) -> Any:
     """``value`` given for a chapter parameter whose default is ``default``, in the default's
     type: a string papermill passed for a list, number or dict is parsed, never iterated."""
     kind = type(default)
-    if default is _NO_LITERAL:
+    if default is _NO_LITERAL or value is None:  # None: "the profile's choice" in chapters
         return value
     text = isinstance(value, str)
     if text and (default is None or kind in (int, float, bool, list, tuple, dict)):

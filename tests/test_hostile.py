@@ -899,6 +899,9 @@ def test_chapter_parameters_without_injection_are_left_alone():
     check_chapter_parameters(ns)
     assert ns["n"] == 5
     assert check_parameter("eps", 0.03, 1) == 1.0
+    assert check_parameter("n", 5, None) is None  # chapters use None for "the profile's choice"
+    assert check_parameter("classes", (0,), [3, 4]) == (3, 4)
+    assert check_parameter("n", 5, "7") == 7
 
 
 def test_papermill_run_with_an_unknown_parameter_fails(tmp_path):
