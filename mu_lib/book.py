@@ -4,6 +4,7 @@ or broken reference).  Run times of every chapter go to ``book/generated/results
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -73,7 +74,9 @@ def execute_chapter(
     check_parameters(src, name, [*(params or {}), "profile"])
     out_dir = out_dir or root / "book" / "generated"
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = root / "build" / "ipynb"
+    # one folder per process and thread: test workers, parallel chapters and other builds in the
+    # same checkout may convert the same chapter at once
+    tmp = root / "build" / "ipynb" / f"{os.getpid()}-{threading.get_ident()}"
     tmp.mkdir(parents=True, exist_ok=True)
     raw = tmp / f"{name}.ipynb"
     bindir = Path(sys.executable).parent
@@ -103,6 +106,9 @@ def execute_chapter(
     t0 = time.perf_counter()
     out = out_dir / f"{name}.ipynb"
     done = subprocess.run(args, cwd=root, env=env)
+    raw.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        tmp.rmdir()
     if done.returncode != 0:
         raise MuError(
             f"chapter {name} failed on profile {profile} (papermill exit {done.returncode}); "
