@@ -138,7 +138,8 @@ PROFILES: dict[str, Profile] = {
         seeds=(0, 1, 2),
         book_seeds=1,
         # The transformer of Appendix E keeps 8 epochs: at 30 it alone would add 2.5 minutes to
-        # a book that must build in under 30 (its chapter says so).
+        # a book that must build in under 30 (its chapter says so).  The one-cycle recipe also
+        # serves it better: 8 epochs, test accuracy 81.12 -> 82.40%, train CE 0.389 -> 0.305.
         backbone_train_epochs=(("vit_tiny", 8),),
     ),
     "paper": Profile(
