@@ -61,6 +61,8 @@ class Profile:
     # Appendix D's (dataset, classes forgotten) rows when the profile can read them (paper:
     # Tiny-ImageNet and CASIA-WebFace folders); None: the chapter's offline stand-ins.
     larger_datasets: tuple[tuple[str, int], ...] | None = None
+    # Appendix E's transformers (the library's small ViT off ``paper``; timm's ViT-S / DeiT-S on it).
+    transformer_backbones: tuple[str, ...] = ("vit_tiny",)
     # Dataset of the sequential and forget-ratio scenarios (None: ``dataset``; paper: CIFAR-100).
     scenario_dataset: str | None = None
 
@@ -160,6 +162,7 @@ PROFILES: dict[str, Profile] = {
         book_seeds=3,
         scenario_dataset="cifar100",
         larger_datasets=(("tinyimagenet", 10), ("casia-webface", 500)),
+        transformer_backbones=("vit_s", "deit_s"),
     ),
 }
 

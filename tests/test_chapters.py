@@ -236,3 +236,29 @@ def test_table6_joins_each_dataset_to_the_paper_row_it_stands_beside():
         assert row["proto_acc_f (paper)"] == pytest.approx(hit.proto_acc_f.iloc[0])
     text = larger.reading(t, row_of)
     assert text.count("Spotter over-unlearns less than DELETE") == 2
+
+
+def test_table7_joins_each_backbone_to_its_paper_model():
+    from mu_lib.chapters import transformers
+
+    assert get_profile("paper").transformer_backbones == ("vit_s", "deit_s")
+    df = pd.DataFrame(
+        [
+            {"backbone": b, "method": m, "seed": 0, "dispersion_f": 0.0,
+             **{c: v for c in transformers.COLS}}
+            for b in ("vit_s", "deit_s")
+            for m, v in (("Original", 90.0), ("Retrain", 0.0), ("Spotter", 1.0))
+        ]
+    )  # fmt: skip
+    t = transformers.table7(df)
+    ref = paper.table(7)
+    assert len(t) == 6
+    for _, row in t.iterrows():
+        hit = ref[
+            (ref.model == transformers.PAPER_MODEL[row.backbone]) & (ref.method == row.method)
+        ]
+        assert row["proto_acc_f (paper)"] == pytest.approx(hit.proto_acc_f.iloc[0])
+    assert (
+        transformers.paper_fit()
+        == "about 85% of their retained training data and about 71% of the test data"
+    )
