@@ -203,10 +203,26 @@ def finish_notebook(path: Path, chapter: str, source_md: Path, used: dict | None
     box = nbformat.v4.new_markdown_cell(rerun_box(chapter, parameters(source_md), used))
     box.metadata["tags"] = ["rerun-box"]
     title = next((i for i, c in enumerate(cells) if c.cell_type == "markdown"), -1)
+    if title >= 0:
+        _split_after_heading(
+            cells, title
+        )  # the box goes right under the title, not after the intro
     cells.insert(title + 1, box)
     commit = code_version().removesuffix("-dirty")
     cells.insert(0, _code(install_source(commit), [REMOVE, "launch-only"]))
     nbformat.write(nb, str(path))
+
+
+def _split_after_heading(cells, i: int) -> None:
+    """Split markdown cell ``i`` after its leading ``# title`` line (the rest becomes a new cell)."""
+    import nbformat
+
+    lines = cells[i].source.split("\n")
+    if not lines[0].startswith("# ") or not "\n".join(lines[1:]).strip():
+        return
+    cells[i].source = lines[0]
+    rest = nbformat.v4.new_markdown_cell("\n".join(lines[1:]).strip("\n"))
+    cells.insert(i + 1, rest)
 
 
 def _is_params(cell) -> bool:

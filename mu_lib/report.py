@@ -111,7 +111,9 @@ def provenance(profile, dataset: str | None = None, device: str | None = None, *
     name = getattr(profile, "name", profile)
     parts = [f"profile **{name}**"]
     if dataset:
-        paper_of = {v: k for k, v in stand_ins(profile).items()} if hasattr(profile, "name") else {}
+        # reversed: where one dataset stands in for both columns (smoke), it is the CIFAR-10 one
+        pairs = reversed(stand_ins(profile).items()) if hasattr(profile, "name") else []
+        paper_of = {v: k for k, v in pairs}
         shown = []
         for d in str(dataset).split(" / "):
             real = dataset_label(d)
