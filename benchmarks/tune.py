@@ -20,7 +20,6 @@ from pathlib import Path
 
 from mu_lib import MuError
 from mu_lib.tuning import (
-    DEV_PAIRS,
     TUNED_METHODS,
     data_dir,
     read_trials,
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 device=args.device,
                 log=lambda s: print(s, file=sys.stderr, flush=True),
             )
-        doc = write_selection(args.profile, trials, out_dir, DEV_PAIRS, commit)
+        doc = write_selection(args.profile, trials, out_dir, None, commit)
     except MuError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -61,8 +61,16 @@ TUNED_METHODS = (
 GRIDS: dict[str, tuple[str, tuple[float, ...]]] = {
     m: ("alpha", ALPHA_GRID) if m == "fisher" else ("lr", LR_GRID) for m in TUNED_METHODS
 }
-# (seed, forget class); classes drawn once: np.random.default_rng(13).choice(range(1, 10), 3)
-DEV_PAIRS = ((1, 7), (2, 8), (1, 9))
+# (seed, forget class); classes drawn once: np.random.default_rng(13).choice(range(1, 10), 3).
+# On cpu one seed: each seed's original costs minutes of the protocol's half-hour budget.
+DEV_PAIRS = {"smoke": ((1, 7), (2, 8), (1, 9)), "cpu": ((1, 7), (1, 8), (1, 9))}
+
+
+def dev_pairs(profile: str) -> tuple[tuple[int, int], ...]:
+    """The development (seed, forget class) pairs of ``profile`` (smoke's for unlisted ones)."""
+    return DEV_PAIRS.get(get_profile(profile).name, DEV_PAIRS["smoke"])
+
+
 FORGET_MAX = 5.0  # Acc_f (%) at most this on every pair: the method forgets
 RETAIN_DROP_MAX = 2.0  # Acc_rt at most this many points below the original's (the ``pra`` view)
 
@@ -155,6 +163,23 @@ def light_metrics(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
+def diverged(err: MuError) -> bool:
+    """Whether an error is the training loop's (or the cache's) report of a diverged run."""
+    return "diverged" in str(err)
+
+
+def measured_or_diverged(cfg: RunConfig) -> dict[str, Any]:
+    """``light_metrics``, or a row that says the run diverged (NaN metrics)."""
+    try:
+        return light_metrics(cfg)
+    except MuError as err:
+        if not diverged(err):
+            raise
+        nan = float("nan")
+        keys = ("acc_f", "acc_r", "acc_rt", "proto_acc_f", "acc_r_star")
+        return {**dict.fromkeys(keys, nan), "diverged": True}
+
+
 # --------------------------------------------------------------------------- trials CSV
 
 
@@ -202,8 +227,11 @@ def _point_summary(
     rows: list[dict[str, Any]], originals: dict[tuple[int, int], float]
 ) -> dict[str, Any]:
     """One grid value over the development pairs: does it forget, does it keep Acc_rt."""
-    drops = [r["acc_rt"] - originals[(r["seed"], r["forget_class"])] for r in rows]
-    diverged = any(r["diverged"] for r in rows)
+    drops = [
+        -math.inf if r["diverged"] else r["acc_rt"] - originals[(r["seed"], r["forget_class"])]
+        for r in rows
+    ]
+    any_diverged = any(r["diverged"] for r in rows)
     acc_f = [math.inf if r["diverged"] else r["acc_f"] for r in rows]
     proto = [r["proto_acc_f"] for r in rows]
     mean_drop = sum(drops) / len(drops)
@@ -214,7 +242,7 @@ def _point_summary(
         "acc_rt_drop_mean": mean_drop,
         "proto_acc_f_mean": sum(proto) / len(proto),
         "forgets": all(a <= FORGET_MAX for a in acc_f),
-        "within_budget": not diverged and mean_drop >= -RETAIN_DROP_MAX,
+        "within_budget": not any_diverged and mean_drop >= -RETAIN_DROP_MAX,
     }
 
 
@@ -222,7 +250,7 @@ def run_protocol(
     profile: str,
     trials_csv: Path,
     methods: Sequence[str] = TUNED_METHODS,
-    pairs: Sequence[tuple[int, int]] = DEV_PAIRS,
+    pairs: Sequence[tuple[int, int]] | None = None,
     grids: dict[str, tuple[str, tuple[float, ...]]] | None = None,
     commit: str = "",
     device: str = "auto",
@@ -231,6 +259,7 @@ def run_protocol(
     """Run every trial the protocol needs that ``trials_csv`` does not hold yet, appending each
     row as it completes (so an interrupted run resumes); returns all rows of ``profile``."""
     prof = get_profile(profile)
+    pairs = dev_pairs(prof.name) if pairs is None else pairs
     grids = {**GRIDS, **(grids or {})}
     for m in methods:
         if m not in grids:
@@ -258,7 +287,7 @@ def run_protocol(
                 "value": value,
                 "seed": seed,
                 "forget_class": c,
-                **light_metrics(cfg),
+                **measured_or_diverged(cfg),
                 "commit": commit,
             }
             row["secs"] = time.perf_counter() - t0
@@ -287,7 +316,7 @@ def run_protocol(
 
 
 def selection_table(
-    trials: Sequence[dict[str, Any]], pairs: Sequence[tuple[int, int]] = DEV_PAIRS
+    trials: Sequence[dict[str, Any]], pairs: Sequence[tuple[int, int]]
 ) -> list[dict[str, Any]]:
     """One row per (method, grid value) with every development pair measured, marking the two
     choices (``default``, ``pra``)."""
@@ -323,12 +352,30 @@ def selection_table(
     return table
 
 
+def walk_finished(table: Sequence[dict[str, Any]], method: str) -> bool:
+    """Whether the trials hold the whole walk of ``method`` (an interrupted run may not)."""
+    param, values = GRIDS.get(method, ("", ()))
+    done = {t["value"]: t for t in table if t["method"] == method}
+    found_default = False
+    for v in sorted(values):
+        if v not in done:
+            return False
+        found_default = found_default or done[v]["forgets"]
+        if found_default and not done[v]["within_budget"]:
+            return True
+    return bool(values)
+
+
 def choose(table: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Apply the two rules to a selection table: {"default": {method: {param: value}}, "pra":
-    ..., "notes": {method: why a rule fell back}}."""
+    ..., "notes": {method: why a rule fell back}}.  A method whose walk is not finished (an
+    interrupted run) gets no choice, and a note."""
     out: dict[str, Any] = {"default": {}, "pra": {}, "notes": {}}
     methods = sorted({t["method"] for t in table})
     for m in methods:
+        if m in GRIDS and not walk_finished(table, m):
+            out["notes"][m] = "the walk over the grid did not finish: no choice"
+            continue
         rows = sorted((t for t in table if t["method"] == m), key=lambda t: t["value"])
         param = rows[0]["param"]
         forgets = [t for t in rows if t["forgets"]]
@@ -357,12 +404,13 @@ def write_selection(
     profile: str,
     trials: Sequence[dict[str, Any]],
     out_dir: Path | None = None,
-    pairs: Sequence[tuple[int, int]] = DEV_PAIRS,
+    pairs: Sequence[tuple[int, int]] | None = None,
     commit: str = "",
 ) -> dict[str, Any]:
     """Write ``<profile>_selection.csv``, ``<profile>_choice.csv`` (the two choices, for the book)
     and ``<profile>.json`` (the choices the methods read)."""
     prof = get_profile(profile)
+    pairs = dev_pairs(prof.name) if pairs is None else pairs
     out_dir = Path(out_dir) if out_dir is not None else data_dir()
     ran_on = sorted({r["commit"] for r in trials if r["profile"] == prof.name and r["commit"]})
     commit = " ".join(ran_on) or commit  # the commits the trials ran on
@@ -390,7 +438,10 @@ def write_selection(
     with open(out_dir / f"{prof.name}_choice.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["method", "param", "default protocol", "tuned against PRA", "note"])
-        for m in sorted(choice["default"]):
+        for m in sorted(set(choice["default"]) | set(choice["notes"])):
+            if m not in choice["default"]:
+                w.writerow([m, GRIDS.get(m, ("",))[0], "", "", choice["notes"][m]])
+                continue
             ((param, v_default),) = choice["default"][m].items()
             w.writerow(
                 [m, param, f"{v_default:.0e}", f"{choice['pra'][m][param]:.0e}",
