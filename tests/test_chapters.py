@@ -262,3 +262,23 @@ def test_table7_joins_each_backbone_to_its_paper_model():
         transformers.paper_fit()
         == "about 85% of their retained training data and about 71% of the test data"
     )
+
+
+def test_identity_table_joins_cifar10_and_faces_rows():
+    from mu_lib.chapters import identity
+
+    summary = pd.DataFrame(
+        [
+            {"method": m, "acc_f": 0.0, "proto_acc_f": p, "acc_r_star": 90.0, "pra_k": 5,
+             **{c: 0.5 for c in identity.EXTRA}}
+            for m, p in zip(identity.MODELS, (99.0, 10.0, 70.0, 2.0), strict=True)
+        ]
+    )  # fmt: skip
+    t = identity.table(summary).set_index("method")
+    ref = paper.table(1).query("dataset == 'CIFAR-10'").set_index("method")
+    faces = paper.table(6)[paper.table(6).dataset.str.startswith("CASIA")].set_index("method")
+    for m in identity.MODELS:
+        assert t.loc[m, "proto_acc_f (paper)"] == pytest.approx(ref.loc[m, "proto_acc_f"])
+        assert t.loc[m, "proto_acc_f (paper, faces)"] == pytest.approx(
+            faces.loc[m.split(" (")[0], "proto_acc_f"]
+        )
