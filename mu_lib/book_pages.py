@@ -293,7 +293,19 @@ def install_mathjax(root: Path) -> Path:
     dest = Path(root) / "build" / "mathjax_static" / "mathjax"
     if not (dest / "tex-chtml.js").exists():
         shutil.copytree(src, dest, dirs_exist_ok=True)
+    (dest.parent / "book.css").write_text(BOOK_CSS)
     return dest
+
+
+# Wide result tables (ours / paper / Δ per metric) use the page's width and scroll sideways
+# instead of being cut off; served beside MathJax (see install_mathjax).
+BOOK_CSS = """\
+.bd-page-width { max-width: 100%; }
+.bd-main .bd-content .bd-article-container { max-width: 90em; }
+.cell_output table { font-size: 0.82em; }
+.cell_output .output { overflow-x: auto; }
+.cell_output table th, .cell_output table td { padding: 0.15em 0.45em; white-space: nowrap; }
+"""
 
 
 def result_problems(results: Path) -> list[str]:

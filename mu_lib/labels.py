@@ -38,7 +38,9 @@ DATASET_NAMES = {
 PAPER_DATASETS = ("CIFAR-10", "CIFAR-100")
 
 # "spotter (λ2=1)", "Spotter (lambda2=1)", "spotter (l2=0.1)", "Spotter (λ2 = 1)" ...
-_SPOTTER = re.compile(r"^\s*spotter\s*\(\s*(?:λ2|lambda2|l2)\s*=\s*([0-9.eE+-]+)\s*\)\s*$", re.I)
+_SPOTTER = re.compile(
+    r"^\s*spotter\s*\(\s*(?:λ2|lambda2|l2)\s*=\s*([0-9.eE+-]+)\s*\)(.*)$", re.I | re.S
+)
 # "salun + spotter", "SalUn + Spotter"
 _PLUGGED = re.compile(r"^\s*(.+?)\s*\+\s*spotter\s*$", re.I)
 
@@ -60,8 +62,8 @@ def method_label(method: str, base: str | None = None, lambda2: float | None = N
         return f"{method_label(base)} + Spotter"
     text = str(method)
     m = _SPOTTER.match(text)
-    if m:
-        return f"Spotter (λ2 = {_number(m.group(1))})"
+    if m:  # a suffix such as " (authors' settings)" is kept
+        return f"Spotter (λ2 = {_number(m.group(1))})" + m.group(2).rstrip()
     m = _PLUGGED.match(text)
     if m and m.group(1).lower() != "spotter":
         return f"{method_label(m.group(1))} + Spotter"
