@@ -239,6 +239,8 @@ def cam_grid(
     one column per example; each panel titled with the target probability when given."""
     import matplotlib.pyplot as plt
 
+    from .labels import method_label
+
     imgs = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else images
     imgs = np.asarray(imgs, dtype=np.float32)
     if imgs.ndim != 4:
@@ -254,10 +256,6 @@ def cam_grid(
     rows = len(cams) + 1
     fig, axes = plt.subplots(rows, n, figsize=(cell * n + 1.6, cell * rows), squeeze=False)
     for j in range(n):
-    if cams:
-        scale = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
-        bar = fig.colorbar(scale, ax=axes[1:, :].ravel().tolist(), fraction=0.02, pad=0.01)
-        bar.set_label("Grad-CAM (normalised)", fontsize=8)
         axes[0, j].imshow(shown[j], cmap="gray" if gray else None, vmin=0, vmax=1)
     axes[0, 0].set_ylabel("input", rotation=0, ha="right", va="center", fontsize=8)
     for i, (name, c) in enumerate(cams.items(), start=1):
@@ -267,9 +265,14 @@ def cam_grid(
             ax.imshow(c[j], cmap=cmap, alpha=overlay, vmin=0, vmax=1)
             if probs is not None and name in probs:
                 ax.set_title(f"p={probs[name][j]:.2f}", fontsize=7, pad=2)
-        axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        shown_name = " · ".join([method_label(name.split(" · ")[0]), *name.split(" · ")[1:]])
+        axes[i, 0].set_ylabel(shown_name, rotation=0, ha="right", va="center", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
+    if cams:
+        scale = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
+        bar = fig.colorbar(scale, ax=axes[1:, :].ravel().tolist(), fraction=0.02, pad=0.01)
+        bar.set_label("Grad-CAM (normalised)", fontsize=8)
     return fig
