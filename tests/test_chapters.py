@@ -282,3 +282,21 @@ def test_identity_table_joins_cifar10_and_faces_rows():
         assert t.loc[m, "proto_acc_f (paper, faces)"] == pytest.approx(
             faces.loc[m.split(" (")[0], "proto_acc_f"]
         )
+
+
+def test_over_unlearning_worked_example_and_reading_use_the_paper_table():
+    from mu_lib.chapters import over_unlearning as ou
+
+    ex = ou.worked_example()
+    js = ex["JS to masked original"].tolist()
+    assert js[0] == 0.0 and js[1] == pytest.approx(0.0, abs=1e-6) and js[2] > 0.05
+    t1 = paper.table(1).query("dataset == 'CIFAR-10'").set_index("method").ou
+    table = pd.DataFrame(
+        {
+            "OU@eps (PGD, JS)": [0.0, 0.2, 0.05],
+            "OU@eps paper (CIFAR-10)": [None, t1["DELETE"], t1["Spotter (lambda2=0.1)"]],
+        }
+    )
+    text = ou.reading(table, 0.0)
+    assert f"({t1['Spotter (lambda2=0.1)']:.4f} vs {t1['DELETE']:.4f} on CIFAR-10)" in text
+    assert "over-unlearns less than DELETE" in text
