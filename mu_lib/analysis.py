@@ -102,10 +102,20 @@ def alpha_sweep(cfg: RunConfig, alphas: Sequence[float], form: str | None = None
     )
 
 
-def umap_features(cfg: RunConfig, per_class: int = 200, seed: int = 0) -> pd.DataFrame:
-    """2-D UMAP of ``embed(x)`` on a class-balanced subsample of the training data (Figures 1, 3)."""
+def fit_umap(emb: np.ndarray, seed: int = 0) -> np.ndarray:
+    """2-D UMAP (15 neighbours, min_dist 0.1) of ``emb``, seeded, without umap's warnings."""
     import umap
 
+    with warnings.catch_warnings():
+        # umap warns that a fixed random_state disables parallelism: n_jobs=1 is what we ask for
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"umap(\.|$)")
+        warnings.filterwarnings("ignore", message=".*n_jobs.*random_state.*", category=UserWarning)
+        reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1)
+        return reducer.fit_transform(emb)
+
+
+def umap_features(cfg: RunConfig, per_class: int = 200, seed: int = 0) -> pd.DataFrame:
+    """2-D UMAP of ``embed(x)`` on a class-balanced subsample of the training data (Figures 1, 3)."""
     split = split_for(cfg)
     model = unlearned_model(cfg)[0] if cfg.method != "original" else original_model(cfg)[0]
     rng = np.random.default_rng(seed)
@@ -114,12 +124,7 @@ def umap_features(cfg: RunConfig, per_class: int = 200, seed: int = 0) -> pd.Dat
         [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
     )
     emb = embed_all(model, split.x_train[idx]).numpy()
-    with warnings.catch_warnings():
-        # umap warns that a fixed random_state disables parallelism: n_jobs=1 is what we ask for
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"umap(\.|$)")
-        warnings.filterwarnings("ignore", message=".*n_jobs.*random_state.*", category=UserWarning)
-        reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1)
-        xy = reducer.fit_transform(emb)
+    xy = fit_umap(emb, seed)
     return pd.DataFrame(
         {
             "u1": xy[:, 0],
