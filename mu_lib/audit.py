@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import time
@@ -150,8 +151,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as err:
-        lines = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]
-        first = lines[0] if lines else type(err).__name__
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        first = f"it holds a pickled {found.group(1)}" if found else type(err).__name__
         raise MuError(
             f"checkpoint {path} is not a plain state dict: torch.load(weights_only=True) refused "
             f"it ({first}). Save `model.state_dict()` with torch.save, or convert it to "
