@@ -1,1 +1,2 @@
-"""Attacks on unlearned models: PRA, fine-tuning relearning, MRA, reconstruction."""
+"""Attacks on unlearned models: PRA, fine-tuning relearning, k-NN recovery and linear probe
+(``probe``), MRA, reconstruction."""
