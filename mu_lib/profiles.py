@@ -63,6 +63,8 @@ class Profile:
     larger_datasets: tuple[tuple[str, int], ...] | None = None
     # Appendix E's transformers (the library's small ViT off ``paper``; timm's ViT-S / DeiT-S on it).
     transformer_backbones: tuple[str, ...] = ("vit_tiny",)
+    # Cap on points per class in a UMAP panel (None: the chapter's choice; smoke keeps UMAP quick).
+    umap_cap: int | None = None
     # Dataset of the sequential and forget-ratio scenarios (None: ``dataset``; paper: CIFAR-100).
     scenario_dataset: str | None = None
 
@@ -111,6 +113,7 @@ PROFILES: dict[str, Profile] = {
         claims_classes=1,  # tests: one pair runs every claim's code path (tests/test_claims.py aggregates)
         grid_cap=2,
         trials_cap=5,
+        umap_cap=40,
     ),
     "cpu": Profile(
         name="cpu",

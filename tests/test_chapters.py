@@ -300,3 +300,22 @@ def test_over_unlearning_worked_example_and_reading_use_the_paper_table():
     text = ou.reading(table, 0.0)
     assert f"({t1['Spotter (lambda2=0.1)']:.4f} vs {t1['DELETE']:.4f} on CIFAR-10)" in text
     assert "over-unlearns less than DELETE" in text
+
+
+def test_relearning_reading_cites_the_paper_table():
+    from mu_lib.chapters import relearning
+
+    curves = pd.DataFrame(
+        [
+            {"method": m, "N": n, "unlearned acc_f": 0.0, "relearn acc_f": r, "relearn lr": 1e-3,
+             "unlearned acc_r": 95.0, "relearn acc_r": 94.5, "PRA proto_acc_f": p,
+             "PRA acc_r_star": 94.2, "PRA alpha": 0.8}
+            for m, r, p in (("DELETE", 40.0, 65.0), ("Spotter (λ2 = 1)", 0.0, 5.0))
+            for n in (1, 5)
+        ]
+    )  # fmt: skip
+    ref = paper.table(1).query("dataset == 'CIFAR-10' and method == 'DELETE'").iloc[0]
+    text = relearning.reading(curves, (1, 5))
+    assert text.startswith("With N = 5 shots:")
+    assert f"({ref.acc_f:.0f} → {ref.proto_acc_f:.0f}% on CIFAR-10)" in text
+    assert "fine-tuning restores less of DELETE's forget class than PRA" in text
