@@ -319,3 +319,146 @@ def test_relearning_reading_cites_the_paper_table():
     assert text.startswith("With N = 5 shots:")
     assert f"({ref.acc_f:.0f} → {ref.proto_acc_f:.0f}% on CIFAR-10)" in text
     assert "fine-tuning restores less of DELETE's forget class than PRA" in text
+
+
+def test_table4_joins_the_paper_rows_and_reads_the_rank_correlation():
+    from mu_lib.chapters import gaussian_ou
+
+    ref = paper.table(4).query("dataset == 'CIFAR-10'")
+    frame = pd.DataFrame(
+        {"method": ref.method, "dataset": "CIFAR-10", "seed": 0,
+         "ou_pgd": ref.ou_pgd.values * 0.5, "ou_gaussian": ref.ou_gaussian.values * 0.5}
+    )  # fmt: skip
+    t = gaussian_ou.table4(frame, "CIFAR-10")
+    assert len(t) == len(ref)
+    for _, row in t.iterrows():
+        assert row["ou_gaussian (paper)"] == pytest.approx(
+            ref.set_index("method").loc[row.method, "ou_gaussian"]
+        )
+        assert row["ou_pgd Δ"] == pytest.approx(-0.5 * row["ou_pgd (paper)"])
+    corr = gaussian_ou.rank_correlations({"CIFAR-10": t})
+    assert corr["Spearman ours vs paper (PGD-OU)"].iloc[0] == pytest.approx(1.0)
+    assert "holds here as well" in gaussian_ou.reading(corr, {"CIFAR-10": t})
+    frame["ou_gaussian"] = -frame["ou_pgd"]  # reversed ranking: the conclusion must flip
+    t = gaussian_ou.table4(frame, "CIFAR-10")
+    corr = gaussian_ou.rank_correlations({"CIFAR-10": t})
+    assert "does not hold" in gaussian_ou.reading(corr, {"CIFAR-10": t})
+
+
+def fake_mra(mra: float, unlearned: float = 0.0) -> dict:
+    return {
+        "unlearned_acc": unlearned, "distill_acc": 2.0, "prior_matched_acc": 40.0,
+        "mra_acc": mra, "student_acc": 30.0, "round_acc": [10.0, mra], "secs": 3.0,
+    }  # fmt: skip
+
+
+def test_membership_table_keeps_every_method_and_the_retrain_verdict_follows_the_numbers():
+    from mu_lib.chapters import membership
+
+    methods = ["retrain", "delete", "salun"]
+
+    def table(retrain_recall):
+        res = {}
+        for m, q in zip(methods, (retrain_recall, 80.0, 60.0), strict=True):
+            res[m, "query_only"] = fake_mra(q)
+            res[m, "white_box"] = fake_mra(q + 5)
+        return membership.recall_table(res, methods)
+
+    df = table(10.0)
+    assert list(df.method) == methods
+    assert df.set_index("method").loc["delete", "MRA white-box"] == 85.0
+    assert df.set_index("method").loc["salun", "Δ query-only − plain distillation"] == 58.0
+    assert df.paper.isna().all()  # no published numbers
+    assert "recovers more than half of D_f for 100%" in membership.against_abstract(df)
+    assert "Less than the approximate methods' mean" in membership.against_abstract(df)
+    assert "Not less than" in membership.against_abstract(table(90.0))
+    assert "White-box beats query-only by more than 2 points on 3 method(s)" in (
+        membership.reading(df)
+    )
+
+
+def test_table8_joins_the_paper_worst_case_of_each_shot_count_and_the_verdict_flips():
+    from mu_lib.chapters import repeated_pra
+
+    ref = repeated_pra.paper_table8().set_index("shots")
+    shots = [1, 5, 10]
+
+    def pooled(worst):
+        return pd.DataFrame(
+            {"shots": shots, "worst_proto_acc_f": [worst] * 3, "worst_acc_r_star": [90.0] * 3,
+             "mean_proto_acc_f": [0.5] * 3, "mean_acc_r_star": [91.0] * 3}
+        )  # fmt: skip
+
+    single = {0: {"pra_k": 5, "proto_acc_f": 1.0}, 1: {"pra_k": 5, "proto_acc_f": 3.0}}
+    table = repeated_pra.table8(pooled(2.0), single, "SalUn + Spotter")
+    assert list(table.shots) == shots
+    for _, row in table.iterrows():
+        assert row["worst_proto_acc_f (paper)"] == pytest.approx(
+            ref.loc[row.shots, "worst_proto_acc_f"]
+        )
+    assert table.single_draw_proto_acc_f.tolist()[1] == pytest.approx(2.0)  # mean over seeds
+    assert table.single_draw_proto_acc_f.isna().tolist() == [True, False, True]
+    per_seed = pd.DataFrame({"acc_r": [92.0, 93.0]})
+    assert "**holds** here" in repeated_pra.reading(table, per_seed, 40)
+    flipped = repeated_pra.table8(pooled(30.0), single, "SalUn + Spotter")
+    assert "**does not hold** here" in repeated_pra.reading(flipped, per_seed, 40)
+    assert repeated_pra.repeats_for(get_profile("smoke"), None) == 5
+    assert repeated_pra.repeats_for(get_profile("cpu"), None) == 500
+
+
+def test_table5_joins_the_paper_row_of_the_same_method_and_alpha():
+    from mu_lib.chapters import alpha_sweep
+
+    alphas = [1.0, 0.6, 0.2]
+    sw = pd.DataFrame(
+        [
+            {"method": name, "key": key, "form": form, "alpha": a, "proto_acc_f": 10 * a,
+             "acc_r_star": 90.0, "acc_r": 90.0}
+            for key, name in (("boundary_shrink", "Boundary Shrink"), ("spotter", "Spotter"))
+            for form in alpha_sweep.FORMS
+            for a in alphas
+        ]
+    )  # fmt: skip
+    t5 = alpha_sweep.table5(sw)
+    assert len(t5) == 2 * len(alphas)  # cos rows only, none lost or doubled
+    ref = paper.table(5).assign(method=lambda t: t.method.map(alpha_sweep.paper_key))
+    for _, row in t5.iterrows():
+        hit = ref[(ref.method == row.method) & (ref.alpha == row.alpha)]
+        assert row["proto_acc_f (paper)"] == pytest.approx(hit.proto_acc_f.iloc[0])
+
+
+def test_alpha_reading_uses_the_stealth_rule_and_says_when_no_alpha_fits():
+    from mu_lib.chapters import alpha_sweep
+
+    g = pd.DataFrame(
+        {"method": "SalUn", "key": "salun", "form": "cos", "alpha": [1.0, 0.6, 0.2],
+         "proto_acc_f": [80.0, 50.0, 50.0], "acc_r_star": [70.0, 89.5, 90.0], "acc_r": 90.0}
+    )  # fmt: skip
+    best = alpha_sweep.stealthy_choice(g)
+    assert best.alpha == 0.6  # alpha 1 costs 20 points; of the tied others the stronger wins
+    assert "50.0% at α = 0.6 within the 1-point budget" in alpha_sweep.reading(g)
+    broke = g.assign(acc_r_star=[70.0, 80.0, 85.0])
+    assert alpha_sweep.stealthy_choice(broke) is None
+    assert "no α in the grid stays within the 1-point budget" in alpha_sweep.reading(broke)
+
+
+def test_audit_reading_names_each_pair_and_profile_sizes_the_torchvision_run():
+    from mu_lib import audit_demo
+
+    rec = {
+        "meta": {"arch": "cnn_small"},
+        "models": {"original": {"acc_f": 98.0, "acc_rt": 97.0},
+                   "unlearned": {"acc_f": 0.0, "acc_rt": 95.0}},
+        "ou": {"pgd": 0.0123},
+        "pra": {"unlearned": {"10": {"chosen_proto_acc_f": 12.0},
+                              "5": {"chosen_proto_acc_f": 7.0}}},
+        "feature_attacks": {"unlearned": [{"attack": "probe", "k": 5, "acc_f": 1.0},
+                                          {"attack": "knn", "k": 5, "acc_f": 33.0}]},
+    }  # fmt: skip
+    text = audit_demo.reading({"salun": rec})
+    assert text.startswith("- **SalUn** (cnn_small): Acc_f 98.0% -> 0.0%")
+    assert "PRA with 5 shots brings the forget accuracy back to 7.0%" in text
+    assert "k-NN with 5 shots to 33.0%" in text
+    assert audit_demo.tv_settings(get_profile("smoke"), None, None) == (1, 30)
+    assert audit_demo.tv_settings(get_profile("cpu"), None, None) == (8, None)
+    assert audit_demo.tv_settings(get_profile("smoke"), 3, 7) == (3, 7)
