@@ -18,10 +18,11 @@ import torch
 
 from mu_lib.attacks.pra import DEFAULT_ALPHAS, PRA
 from mu_lib.experiment import RunConfig, neighbours, original_model, split_for
+from mu_lib.infer import embed_all, predict_logits
 from mu_lib.metrics import ou_from_logits
 from mu_lib.perturb import pgd_linf
-from mu_lib.train import embed_all, predict_logits, resolve_device, seed_everything
 from mu_lib.unlearn import Context, build_method
+from mu_lib.util import resolve_device, seed_everything
 
 
 def timed(fn, repeats: int) -> float:

@@ -26,10 +26,12 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
+from mu_lib.backbones import build_model
 from mu_lib.data import batches, get_dataset_info, make_split
-from mu_lib.models import build_model
+from mu_lib.infer import predict_logits
 from mu_lib.profiles import get_profile
-from mu_lib.train import fit, predict_logits, seed_everything, to_device, train_classifier
+from mu_lib.train import fit, train_classifier
+from mu_lib.util import seed_everything, to_device
 
 
 @dataclass(frozen=True)

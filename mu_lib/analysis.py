@@ -12,9 +12,10 @@ import torch
 
 from .attacks.relearn import DEFAULT_RELEARN_LRS, relearn_sweep
 from .experiment import RunConfig, neighbours, original_model, pra_for, split_for, unlearned_model
+from .infer import embed_all, predict_logits
 from .labels import config_label, method_label
 from .metrics import js_div, kl_div, masked_softmax
-from .train import embed_all, predict_logits, resolve_device
+from .util import resolve_device
 
 
 def label(cfg: RunConfig) -> str:

@@ -23,7 +23,7 @@ from torch import nn
 from . import MuError
 from .adapter import adapt
 from .profiles import get_profile
-from .train import resolve_device, seed_everything
+from .util import resolve_device, seed_everything
 
 
 def _labels(y: torch.Tensor, what: str) -> torch.Tensor:

@@ -35,11 +35,12 @@ from .adapter import adapt
 from .attacks.pra import DEFAULT_ALPHAS, PRA
 from .attacks.probe import DEFAULT_SHOTS, FeatureAttacks
 from .attacks.relearn import relearn_sweep
+from .backbones import MODELS, build_model
 from .data import DATASETS, ForgetSplit, check_forget_classes, get_dataset_info, make_split
+from .infer import predict_logits
 from .metrics import accuracy, ou_from_logits
-from .models import MODELS, build_model
 from .perturb import gaussian, pgd_linf
-from .train import predict_logits, progress, resolve_device
+from .util import progress, resolve_device
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 REPORT_MARKER = "audit.json"

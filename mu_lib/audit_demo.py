@@ -13,7 +13,8 @@ from .api import unlearn
 from .audit import load_split, save_checkpoint
 from .data import load_raw
 from .folders import export_image_folder
-from .train import resolve_device, train_classifier
+from .train import train_classifier
+from .util import resolve_device
 
 
 def export_run(cfg, folder: str | Path) -> tuple[Path, Path]:

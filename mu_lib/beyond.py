@@ -19,7 +19,7 @@ from . import MuError
 from .attacks.probe import DEFAULT_SHOTS, FeatureAttacks
 from .experiment import RunConfig, pra_for, result_key, split_for, store, unlearned_model
 from .labels import config_label
-from .train import progress
+from .util import progress
 
 ATTACKS = {"pra": "PRA", "knn": "k-NN recovery", "probe": "linear probe"}
 VIEW_NAMES = {"default": "default protocol", "pra": "tuned against PRA"}

@@ -137,13 +137,7 @@ def cmd_book(args) -> int:
     if params and not args.chapter:
         raise MuError("-p/-y apply to one chapter's parameters: name it with --chapter NAME")
     prof = get_profile(args.profile).name
-    build_book(
-        prof,
-        chapters=args.chapter or None,
-        skip_build=args.no_build,
-        params=params,
-        jobs=args.jobs,
-    )
+    build_book(prof, chapters=args.chapter or None, skip_build=args.no_build, params=params)
     return 0
 
 
@@ -161,10 +155,114 @@ def cmd_cache(args) -> int:
     return 0
 
 
-def cmd_sweep(args) -> int:
-    from .sweep import cli_sweep
+def _csv(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
 
-    return cli_sweep(args)
+
+def cmd_sweep(args) -> int:
+    """``mu sweep``: build the grid, run it, print a summary and optionally write JSON."""
+    import json
+    import time
+    from pathlib import Path
+
+    from .experiment import result_key, store
+    from .store import finite_json
+    from .sweep import grid, pending, summary_table, sweep
+    from .validate import check_output_file
+
+    if args.json_out:
+        check_output_file(args.json_out, "--json-out")  # before any run, not after
+    try:
+        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
+    except ValueError as err:
+        raise MuError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from err
+    bases = _csv(args.bases)
+    if bases:
+        bases = [None if b.lower() == "none" else b for b in bases]
+    configs = grid(
+        methods=_csv(args.methods) or [],
+        seeds=seeds,
+        datasets=_csv(args.datasets),
+        bases=bases,
+        overrides=[parse_sets(args.set)],
+        profile=args.profile,
+        forget_classes=parse_classes(args.forget_classes),
+        device=args.device,
+    )
+    todo = len(pending(configs))
+    print(
+        f"[mu sweep] {len(configs)} runs, {len(configs) - todo} cached, {todo} to run "
+        f"({args.executor})",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    results = sweep(
+        configs,
+        args.executor,
+        threads=args.threads,
+        gpus_per_task=args.gpus_per_task,
+        cpus_per_task=args.cpus_per_task,
+        address=args.address,
+    )
+    print(summary_table(results))
+    print(f"[mu sweep] done in {time.perf_counter() - t0:.1f}s; results in {store().root}")
+    if args.json_out:
+        records = [
+            {
+                "key": result_key(c),
+                "config": r.config,
+                "metrics": r.metrics,
+                "timings": r.timings,
+                "cached": r.cached,
+            }
+            for c, r in zip(configs, results, strict=True)
+        ]
+        path = Path(args.json_out).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean = finite_json(json.loads(json.dumps(records, default=str)))[0]
+        path.write_text(json.dumps(clean, indent=1, allow_nan=False))
+    return 0
+
+
+def add_sweep_parser(sub) -> None:
+    """Add ``mu sweep`` (without importing torch: ``mu --help`` stays fast)."""
+    p = sub.add_parser(
+        "sweep",
+        help="run a grid of configurations (local or Ray) into the result cache",
+        description="Run methods x seeds x datasets (x bases) into the result cache; runs "
+        "already cached are skipped, so an interrupted sweep resumes where it stopped.",
+    )
+    p.add_argument("--methods", default="spotter", help="comma-separated, e.g. delete,spotter")
+    p.add_argument("--seeds", default=None, help="comma-separated (default: the profile's seeds)")
+    p.add_argument("--datasets", default=None, help="comma-separated (default: the profile's)")
+    p.add_argument(
+        "--bases", default=None, help="comma-separated bases for spotter; 'none' for plain spotter"
+    )
+    p.add_argument("--profile", default=None, help="smoke | cpu | paper")
+    # sweep.sweep checks the executor against sweep.EXECUTORS (importing it here costs torch).
+    p.add_argument("--executor", default="local", help="local | ray")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="hyperparameter override, applied to the methods that have it",
+    )
+    p.add_argument("--forget-classes", default="0", help="comma-separated, e.g. 3,7")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run")
+    p.add_argument(
+        "--gpus-per-task",
+        type=float,
+        default=None,
+        help="Ray: GPUs per run (default 1 with CUDA, else 0; fractions share a GPU)",
+    )
+    p.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs per run")
+    p.add_argument("--address", default=None, help="Ray: address of a running cluster")
+    p.add_argument("--json-out", default=None, metavar="PATH", help="write all results as JSON")
+    p.set_defaults(fn=cmd_sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,13 +284,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None)
     p.add_argument("--chapter", action="append", help="only these chapters (repeatable)")
     p.add_argument("--no-build", action="store_true", help="execute notebooks only")
-    p.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=None,
-        help="chapters run side by side, one thread each (default: $MU_BOOK_JOBS or the cores)",
-    )
     p.add_argument(
         "-p",
         nargs=2,
@@ -217,12 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub)
 
-    try:
-        from .sweep import add_sweep_parser
-    except ImportError:
-        pass
-    else:
-        add_sweep_parser(sub, cmd_sweep)
+    add_sweep_parser(sub)
     return ap
 
 

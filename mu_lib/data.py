@@ -19,45 +19,15 @@ import numpy as np
 import torch
 
 from . import MuError
+from .dataset_info import DATASETS, Arrays, DatasetInfo, cache_dir, register_dataset
 from .fingerprint import files_fingerprint
-
-Arrays = tuple[np.ndarray, np.ndarray]
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What the rest of the library needs to know about a dataset before loading it."""
-
-    name: str
-    num_classes: int
-    channels: int
-    size: int
-    loader: Callable[[bool, str | None], Arrays]
-    stands_in_for: str
-    how_to_get: str
-    # (name, path) of every file the loader reads (name: as the dataset refers to it); keys the
-    # cache by the data's content (None: by the dataset's name only)
-    source_files: Callable[[str | None], list[tuple[str, Path]]] | None = None
-
-
-DATASETS: dict[str, DatasetInfo] = {}
-
-
-def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    DATASETS[info.name] = info
-    return info
+from .folders import export_image_folder, register_folder_dataset
 
 
 def get_dataset_info(name: str) -> DatasetInfo:
     if name not in DATASETS:
         raise MuError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     return DATASETS[name]
-
-
-def cache_dir() -> Path:
-    """Where downloads and the result cache go: ``$MU_CACHE_DIR`` or ``~/.cache/unlearning-blindspots``."""
-    root = os.environ.get("MU_CACHE_DIR") or Path.home() / ".cache" / "unlearning-blindspots"
-    return Path(root).expanduser()
 
 
 def data_fingerprint(name: str, root: str | None = None) -> str:
@@ -451,4 +421,29 @@ def batches(
         yield order[i : i + batch_size]
 
 
-from . import folders  # noqa: E402,F401  (registers the image-folder datasets)
+DIGITS_IDENTITIES = "digits-identities"
+
+
+def register_digits_identities(root: str | Path | None = None, min_images: int = 20) -> str:
+    """scikit-learn's bundled digits (train and test, 1797 images) written once as an identity
+    folder (``root/<digit>/*.png``) and registered under ``digits-identities``: an offline
+    stand-in that runs the face-identity code path (scan, per-identity split, decode) end to end.
+    Returns the dataset name."""
+    root = Path(root) if root else cache_dir() / "data" / DIGITS_IDENTITIES
+    marker = root / ".complete"
+    if not marker.exists():
+        xs, ys = zip(*(load_raw("digits", t) for t in (True, False)), strict=True)
+        export_image_folder(
+            np.concatenate(xs), np.concatenate(ys), root, [f"id_{c}" for c in range(10)]
+        )
+        marker.write_text("digits exported by mu_lib.data\n")
+    register_folder_dataset(
+        DIGITS_IDENTITIES,
+        root,
+        layout="identities",
+        size=8,
+        channels=1,
+        min_images=min_images,
+        stands_in_for="CASIA-WebFace (offline stand-in: digits as 10 identities)",
+    )
+    return DIGITS_IDENTITIES

@@ -16,9 +16,10 @@ from torch import nn
 
 from . import MuError, __version__
 from .attacks.pra import DEFAULT_ALPHAS, FORMS, PRA, check_alpha
+from .backbones import build_model
 from .data import ForgetSplit, data_fingerprint, get_dataset_info, make_split
+from .infer import predict_logits
 from .metrics import accuracy_suite, feature_dispersion, ou_from_logits
-from .models import build_model
 from .perturb import (
     check_neighbours,
     gaussian,
@@ -29,8 +30,9 @@ from .perturb import (
 )
 from .profiles import Profile, get_profile
 from .store import Store, config_key, finite_json
-from .train import predict_logits, resolve_device, seed_everything, to_device, train_classifier
+from .train import train_classifier
 from .unlearn import Context, Method, build_method
+from .util import resolve_device, seed_everything, to_device
 from .validate import check_run_settings
 
 # Cache keys hash the code of this module and of every package module it imports.
@@ -481,6 +483,6 @@ def run(cfg: RunConfig | None = None, **kw) -> Result:
 
 def run_many(configs: Sequence[RunConfig], desc: str = "runs") -> list[Result]:
     """Run configurations one after another with a progress bar (cached ones cost nothing)."""
-    from .train import progress
+    from .util import progress
 
     return [run(c) for c in progress(configs, desc=desc, total=len(configs))]

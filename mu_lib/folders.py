@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import MuError
-from .data import DatasetInfo, cache_dir, register_dataset
+from .dataset_info import DatasetInfo, cache_dir, register_dataset
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 LAYOUTS = ("classes", "identities")
@@ -232,7 +232,7 @@ def _decode(path: str, spec: FolderSpec) -> np.ndarray:
 
 def decode_images(items: Sequence[tuple[str, int]], spec: FolderSpec):
     """Decode (path, label) pairs into float32 images (N, C, size, size) in [0, 1] and labels."""
-    from .train import progress
+    from .util import progress
 
     x = np.empty((len(items), spec.channels, spec.size, spec.size), dtype=np.uint8)
     workers = min(8, os.cpu_count() or 1)
@@ -365,36 +365,6 @@ def export_image_folder(
         mode_img = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
         Image.fromarray(mode_img).save(path)
     return root
-
-
-DIGITS_IDENTITIES = "digits-identities"
-
-
-def register_digits_identities(root: str | Path | None = None, min_images: int = 20) -> str:
-    """scikit-learn's bundled digits (train and test, 1797 images) written once as an identity
-    folder (``root/<digit>/*.png``) and registered under ``digits-identities``: an offline
-    stand-in that runs the face-identity code path (scan, per-identity split, decode) end to end.
-    Returns the dataset name."""
-    from .data import load_raw
-
-    root = Path(root) if root else cache_dir() / "data" / DIGITS_IDENTITIES
-    marker = root / ".complete"
-    if not marker.exists():
-        xs, ys = zip(*(load_raw("digits", t) for t in (True, False)), strict=True)
-        export_image_folder(
-            np.concatenate(xs), np.concatenate(ys), root, [f"id_{c}" for c in range(10)]
-        )
-        marker.write_text("digits exported by mu_lib.folders\n")
-    register_folder_dataset(
-        DIGITS_IDENTITIES,
-        root,
-        layout="identities",
-        size=8,
-        channels=1,
-        min_images=min_images,
-        stands_in_for="CASIA-WebFace (offline stand-in: digits as 10 identities)",
-    )
-    return DIGITS_IDENTITIES
 
 
 TINY_HOW = (

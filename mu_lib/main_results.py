@@ -19,8 +19,8 @@ from .data import get_dataset_info
 from .experiment import RunConfig, run
 from .profiles import PROFILES, Profile
 from .report import beside_paper, mean_std
-from .train import progress
 from .unlearn import build_method
+from .util import progress
 
 METRICS = ["acc_f", "acc_r", "acc_ft", "acc_rt", "ou_pgd", "ou_gauss", "proto_acc_f", "acc_r_star"]
 COLS = ["acc_f", "acc_r", "acc_ft", "acc_rt", "ou", "proto_acc_f", "acc_r_star"]
@@ -463,8 +463,8 @@ def figure3(
 
     from .analysis import fit_umap
     from .experiment import split_for, unlearned_model
+    from .infer import embed_all
     from .labels import method_label
-    from .train import embed_all
 
     split = split_for(RunConfig(profile=group.profile, dataset=group.dataset,
                                 forget_classes=group.forget))  # fmt: skip

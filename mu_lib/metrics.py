@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .train import predict_logits
+from .infer import predict_logits
 
 # The headline metrics of a run (Table 1's columns plus the Gaussian OU and PRA's alpha).
 HEADLINE_METRICS: tuple[str, ...] = (

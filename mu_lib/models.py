@@ -1,4 +1,5 @@
-"""Backbones (one registry).  Every model exposes ``embed(x)`` (penultimate features) and
+"""The convolutional backbones and the backbone registry (``MODELS``, filled by
+``register_model``; :mod:`mu_lib.backbones` imports every plug-in and builds).  Every model exposes ``embed(x)`` (penultimate features) and
 ``head`` (an ``nn.Linear``), so PRA can read prototypes and patch the head of any of them.
 Inputs are images in [0, 1]; normalisation is the model's first step."""
 
@@ -138,37 +139,6 @@ def _resnet18(num_classes: int, channels: int, size: int) -> Classifier:
     return ResNetCifar(num_classes, channels, size, blocks=(2, 2, 2, 2), width=64)
 
 
-def build_model(name: str, num_classes: int, channels: int, size: int) -> Classifier:
-    """Instantiate a registered backbone (a clear error names the available ones).
-
-    The model remembers how it was built (``build_spec``), so that :func:`fresh_model` can
-    build it again from scratch.
-    """
-    if name not in MODELS:
-        raise MuError(f"unknown backbone {name!r}; choose one of {sorted(MODELS)}")
-    model = MODELS[name](num_classes=num_classes, channels=channels, size=size)
-    model.build_spec = dict(name=name, num_classes=num_classes, channels=channels, size=size)
-    return model
-
-
-def fresh_model(model: nn.Module, seed: int) -> Classifier:
-    """A newly built model of ``model``'s backbone, initialised under ``seed`` (torch's global
-    random state is left as it was).
-
-    Rebuilding draws every parameter anew; calling ``reset_parameters`` on a copy would keep the
-    transformer's class token, position embeddings and attention in-projections.
-    """
-    spec = getattr(model, "build_spec", None)
-    if spec is None:
-        raise MuError(
-            f"{type(model).__name__} was not built by mu_lib.models.build_model, so it cannot be "
-            "rebuilt from scratch; build it with build_model(name, num_classes, channels, size)"
-        )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build_model(**spec)
-
-
 def check_classifier(model: nn.Module) -> None:
     """Attacks need ``embed`` and a linear ``head``; say so clearly when a model lacks them."""
     if not callable(getattr(model, "embed", None)) or not isinstance(
@@ -178,6 +148,3 @@ def check_classifier(model: nn.Module) -> None:
             f"{type(model).__name__} lacks the expected interface: it needs an `embed(x)` method "
             "and a `head` attribute that is an nn.Linear (see mu_lib.models.Classifier)"
         )
-
-
-from . import vit  # noqa: E402,F401  (registers the transformer backbones)

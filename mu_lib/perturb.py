@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from . import MuError
+from .infer import inference_batch, predict_logits
 from .models import Normalize
-from .train import eval_mode, inference_batch, predict_logits
+from .util import eval_mode
 
 
 def pgd_linf(

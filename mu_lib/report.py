@@ -106,7 +106,7 @@ def save_results(name: str, df: pd.DataFrame, meta: dict | None = None) -> None:
 def provenance(profile, dataset: str | None = None, device: str | None = None, **extra) -> str:
     """One markdown line naming what produced the numbers on a page."""
     from .labels import dataset_label, stand_ins
-    from .train import resolve_device
+    from .util import resolve_device
 
     name = getattr(profile, "name", profile)
     parts = [f"profile **{name}**"]

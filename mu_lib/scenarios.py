@@ -50,11 +50,12 @@ from .experiment import (
     store,
     unlearned_model,
 )
+from .infer import predict_logits
 from .metrics import accuracy_suite, ou_from_logits, percent_correct
 from .perturb import pgd_linf
 from .store import config_key
-from .train import predict_logits, progress, resolve_device, seed_everything, to_device
 from .unlearn import Context
+from .util import progress, resolve_device, seed_everything, to_device
 
 FORGET_DATA = ("round", "all")
 PAPER_FRACTIONS: tuple[float, ...] = (0.1, 0.3, 0.5)

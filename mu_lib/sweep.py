@@ -12,12 +12,9 @@ tasks use ``cpus_per_task`` threads; pass ``threads`` to pin the count for both 
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import os
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +28,7 @@ from .experiment import (
     result_key,
     store,
 )
-from .store import finite_json
-from .train import progress, resolve_device
+from .util import progress, resolve_device
 
 EXECUTORS = ("local", "ray")
 RAY_HINT = "pip install 'unlearning-blindspots[ray]'"
@@ -395,109 +391,3 @@ def summary_table(results: Sequence[Result]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def _csv(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    return items or None
-
-
-def add_sweep_parser(
-    subparsers, fn: Callable[[argparse.Namespace], int]
-) -> argparse.ArgumentParser:
-    """Add ``mu sweep`` to the ``mu`` command's subparsers."""
-    p = subparsers.add_parser(
-        "sweep",
-        help="run a grid of configurations (local or Ray) into the result cache",
-        description="Run methods x seeds x datasets (x bases) into the result cache; runs "
-        "already cached are skipped, so an interrupted sweep resumes where it stopped.",
-    )
-    p.add_argument("--methods", default="spotter", help="comma-separated, e.g. delete,spotter")
-    p.add_argument("--seeds", default=None, help="comma-separated (default: the profile's seeds)")
-    p.add_argument("--datasets", default=None, help="comma-separated (default: the profile's)")
-    p.add_argument(
-        "--bases", default=None, help="comma-separated bases for spotter; 'none' for plain spotter"
-    )
-    p.add_argument("--profile", default=None, help="smoke | cpu | paper")
-    p.add_argument("--executor", default="local", choices=list(EXECUTORS))
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="hyperparameter override, applied to the methods that have it",
-    )
-    p.add_argument("--forget-classes", default="0", help="comma-separated, e.g. 3,7")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run")
-    p.add_argument(
-        "--gpus-per-task",
-        type=float,
-        default=None,
-        help="Ray: GPUs per run (default 1 with CUDA, else 0; fractions share a GPU)",
-    )
-    p.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs per run")
-    p.add_argument("--address", default=None, help="Ray: address of a running cluster")
-    p.add_argument("--json-out", default=None, metavar="PATH", help="write all results as JSON")
-    p.set_defaults(fn=fn)
-    return p
-
-
-def cli_sweep(args: argparse.Namespace) -> int:
-    """``mu sweep``: build the grid, run it, print a summary and optionally write JSON."""
-    from .cli import parse_classes, parse_sets
-    from .validate import check_output_file
-
-    if args.json_out:
-        check_output_file(args.json_out, "--json-out")  # before any run, not after
-    try:
-        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
-    except ValueError as err:
-        raise MuError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from err
-    bases = _csv(args.bases)
-    if bases:
-        bases = [None if b.lower() == "none" else b for b in bases]
-    configs = grid(
-        methods=_csv(args.methods) or [],
-        seeds=seeds,
-        datasets=_csv(args.datasets),
-        bases=bases,
-        overrides=[parse_sets(args.set)],
-        profile=args.profile,
-        forget_classes=parse_classes(args.forget_classes),
-        device=args.device,
-    )
-    todo = len(pending(configs))
-    print(
-        f"[mu sweep] {len(configs)} runs, {len(configs) - todo} cached, {todo} to run "
-        f"({args.executor})",
-        flush=True,
-    )
-    t0 = time.perf_counter()
-    results = sweep(
-        configs,
-        args.executor,
-        threads=args.threads,
-        gpus_per_task=args.gpus_per_task,
-        cpus_per_task=args.cpus_per_task,
-        address=args.address,
-    )
-    print(summary_table(results))
-    print(f"[mu sweep] done in {time.perf_counter() - t0:.1f}s; results in {store().root}")
-    if args.json_out:
-        records = [
-            {
-                "key": result_key(c),
-                "config": r.config,
-                "metrics": r.metrics,
-                "timings": r.timings,
-                "cached": r.cached,
-            }
-            for c, r in zip(configs, results, strict=True)
-        ]
-        path = Path(args.json_out).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        clean = finite_json(json.loads(json.dumps(records, default=str)))[0]
-        path.write_text(json.dumps(clean, indent=1, allow_nan=False))
-    return 0

@@ -8,56 +8,15 @@ relearning attack all go through it.  On CUDA it uses bf16 autocast and channels
 from __future__ import annotations
 
 import math
-import os
-import random
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from . import MuError
 from .data import batches
-
-
-def resolve_device(device: str | None = None) -> str:
-    """``auto``/None picks CUDA when present, else CPU; anything else must exist here."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    from .validate import check_device
-
-    return check_device(device)
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a CPU generator for data order."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-def quiet_default() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get(
-        "MU_QUIET", ""
-    ) not in ("", "0")
-
-
-def progress(
-    iterable: Iterable, desc: str = "", total: int | None = None, quiet: bool | None = None
-):
-    """A tqdm bar, silent under ``CI=true`` or ``MU_QUIET=1``."""
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        iterable,
-        desc=desc,
-        total=total,
-        disable=quiet_default() if quiet is None else quiet,
-        leave=False,
-    )
+from .util import autocast, progress, seed_everything
 
 
 def set_bn_mode(model: nn.Module, mode: str) -> None:
@@ -69,34 +28,6 @@ def set_bn_mode(model: nn.Module, mode: str) -> None:
         for m in model.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.eval()
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode inside; after, every submodule gets back its own ``training`` flag.
-
-    ``model.train(was)`` would set one flag for all and so unfreeze a BatchNorm that the
-    unlearning loop froze (``bn_mode='eval'``); helpers called mid-training use this instead.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, flag in modes:
-            m.training = flag
-
-
-def autocast(device: str):
-    """bf16 autocast on CUDA, nothing on CPU (keeps CPU results exact and deterministic)."""
-    if device.startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def to_device(model: nn.Module, device: str) -> nn.Module:
-    """Move to ``device`` in channels-last layout (faster convolutions on both CUDA and CPU)."""
-    return model.to(device).to(memory_format=torch.channels_last)
 
 
 def make_optimizer(
@@ -271,46 +202,3 @@ def train_classifier(
         after_step=per_step.step if per_step is not None else None,
         desc=desc,
     )
-
-
-# On CPU, inference and PGD run in chunks of at most this many images, whatever batch the caller
-# asks for.  A chunk's activations then stay in cache: on the 2-core reference machine the small
-# CNN embeds 10,000 images in 2.9 s instead of 6.4 s with chunks of 1024.  Every layer works
-# image by image in eval mode, so the outputs do not change: bitwise on that machine, for the
-# book's runs and for the transformer (tests/test_metrics.py compares chunks with one pass over
-# the whole set).  On CUDA the caller's batch is kept.
-CPU_INFERENCE_CHUNK = 128
-
-
-def inference_batch(batch_size: int, device: str) -> int:
-    """The chunk size to use for inference of ``batch_size`` images at a time on ``device``."""
-    return min(batch_size, CPU_INFERENCE_CHUNK) if str(device).startswith("cpu") else batch_size
-
-
-@torch.no_grad()
-def _batched_eval(
-    model: nn.Module, fn, x: torch.Tensor, batch_size: int, device: str | None
-) -> torch.Tensor:
-    """``fn(batch)`` over ``x`` in eval mode, batched, concatenated on CPU in float32."""
-    device = device or next(model.parameters()).device.type
-    batch_size = inference_batch(batch_size, device)
-    outs = []
-    with eval_mode(model):
-        for i in range(0, len(x), batch_size):
-            with autocast(device):
-                outs.append(fn(x[i : i + batch_size].to(device)).float().cpu())
-    return torch.cat(outs) if outs else torch.empty(0)
-
-
-def predict_logits(
-    model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device: str | None = None
-) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` in eval mode, batched, returned on CPU in float32."""
-    return _batched_eval(model, model, x, batch_size, device)
-
-
-def embed_all(
-    model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device: str | None = None
-) -> torch.Tensor:
-    """Penultimate features ``model.embed(x)`` in eval mode, on CPU in float32."""
-    return _batched_eval(model, model.embed, x, batch_size, device)

@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from mu_lib.attacks.mra import fresh_copy
-from mu_lib.models import MODELS, build_model
+from mu_lib.backbones import MODELS, build_model
+from mu_lib.infer import embed_all, predict_logits
 from mu_lib.perturb import fgsm, gaussian, pgd_linf
 from mu_lib.profiles import get_profile
-from mu_lib.train import embed_all, predict_logits, seed_everything, set_bn_mode
+from mu_lib.train import set_bn_mode
 from mu_lib.unlearn import Context
 from mu_lib.unlearn.base import Batch
 from mu_lib.unlearn.helpers import accumulate_grads, bn_frozen
@@ -27,6 +28,7 @@ from mu_lib.unlearn.scrub import Scrub, ScrubHparams, kd_kl
 from mu_lib.unlearn.simple import Delete, DeleteHparams, Retrain, RetrainHparams
 from mu_lib.unlearn.spotter import Spotter, SpotterHparams
 from mu_lib.unlearn.unsc import null_space_projectors
+from mu_lib.util import seed_everything
 
 SMOKE = get_profile("smoke")
 

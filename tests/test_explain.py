@@ -9,8 +9,9 @@ from torch import nn
 
 from mu_lib import MuError
 from mu_lib.attacks.pra import PRA
+from mu_lib.backbones import build_model
 from mu_lib.explain import cam_grid, cam_similarity, gradcam, target_layer, target_probability
-from mu_lib.models import BasicBlock, build_model
+from mu_lib.models import BasicBlock
 
 
 @pytest.fixture(scope="module")

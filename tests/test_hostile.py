@@ -27,10 +27,10 @@ from safetensors.torch import save_file
 
 import mu_lib.experiment as ex
 from mu_lib import MuError, data, fingerprint, folders, store
+from mu_lib.backbones import build_model
 from mu_lib.cli import main
 from mu_lib.data import DATASETS, data_fingerprint
 from mu_lib.experiment import Result, RunConfig, result_key, run
-from mu_lib.models import build_model
 from mu_lib.store import Store
 from mu_lib.validate import check_chapter_parameters, check_parameter
 

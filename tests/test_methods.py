@@ -15,8 +15,8 @@ import torch
 from mu_lib import MuError
 from mu_lib.experiment import RunConfig, original_model, split_for
 from mu_lib.metrics import accuracy
-from mu_lib.train import seed_everything
 from mu_lib.unlearn import METHODS, Context, build_method
+from mu_lib.util import seed_everything
 
 PROFILE = "smoke"
 FORGET_ONLY = ("random_label", "neggrad", "boundary_shrink", "boundary_expand", "salun", "l2ul")

@@ -68,8 +68,8 @@ def test_dispersion_loss_detects_collapsed_and_spread_features():
 def test_cpu_inference_chunks_do_not_change_outputs(monkeypatch):
     """On CPU, logits, embeddings and PGD neighbours are computed in small chunks for speed; they
     must equal one pass over the whole set (bitwise on the reference machine)."""
-    import mu_lib.train as train
-    from mu_lib.models import build_model
+    import mu_lib.infer as infer
+    from mu_lib.backbones import build_model
     from mu_lib.perturb import pgd_linf
 
     torch.manual_seed(0)
@@ -78,16 +78,16 @@ def test_cpu_inference_chunks_do_not_change_outputs(monkeypatch):
         model = build_model(name, 10, 1, 28).eval()
         with torch.no_grad():
             whole_logits, whole_emb = model(x), model.embed(x)
-        logits = train.predict_logits(model, x, 1024, "cpu")
-        emb = train.embed_all(model, x, 1024, "cpu")
+        logits = infer.predict_logits(model, x, 1024, "cpu")
+        emb = infer.embed_all(model, x, 1024, "cpu")
         torch.testing.assert_close(logits, whole_logits, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(emb, whole_emb, rtol=1e-5, atol=1e-6)
-    assert train.inference_batch(1024, "cpu") < 300  # the comparison above really chunked
-    assert train.inference_batch(1024, "cuda") == 1024
+    assert infer.inference_batch(1024, "cpu") < 300  # the comparison above really chunked
+    assert infer.inference_batch(1024, "cuda") == 1024
     chunked = pgd_linf(
         model, x, y, eps=0.03, step=0.01, steps=2, seed=3, batch_size=512, device="cpu"
     )
-    monkeypatch.setattr(train, "CPU_INFERENCE_CHUNK", 10_000)
+    monkeypatch.setattr(infer, "CPU_INFERENCE_CHUNK", 10_000)
     whole = pgd_linf(
         model, x, y, eps=0.03, step=0.01, steps=2, seed=3, batch_size=512, device="cpu"
     )
@@ -98,7 +98,7 @@ def test_cpu_inference_chunks_do_not_change_outputs(monkeypatch):
 def test_fgsm_is_one_signed_gradient_step_from_the_input():
     """Boundary Shrink's one-step attack: x + eps * sign(grad of the loss), clipped, no random
     start (so it is deterministic and every pixel moves by eps unless clipped)."""
-    from mu_lib.models import build_model
+    from mu_lib.backbones import build_model
     from mu_lib.perturb import fgsm
 
     torch.manual_seed(1)

@@ -11,8 +11,8 @@ from torch import nn
 
 from mu_lib import MuError
 from mu_lib.attacks import mra
+from mu_lib.backbones import build_model
 from mu_lib.experiment import RunConfig, split_for, unlearned_model
-from mu_lib.models import build_model
 
 
 def test_the_attack_cannot_receive_labels_retained_data_or_the_original_model():
@@ -154,7 +154,7 @@ def test_the_attack_follows_the_reference_by_default_and_our_additions_are_optio
 def test_white_box_reports_the_fine_tuned_teacher(tiny, monkeypatch):
     """The reference's open-source case evaluates the fine-tuned unlearned model ("restore"),
     not the student; ``white_box_report='student'`` is the option."""
-    from mu_lib.train import predict_logits
+    from mu_lib.infer import predict_logits
 
     model, xf, xp = tiny
     tuned = {}

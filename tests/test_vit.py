@@ -7,7 +7,8 @@ import torch
 
 from mu_lib import MuError
 from mu_lib.attacks.pra import PRA
-from mu_lib.models import MODELS, build_model, check_classifier
+from mu_lib.backbones import MODELS, build_model
+from mu_lib.models import check_classifier
 from mu_lib.vit import TimmViT, TinyViT, default_patch, timm_patch
 
 

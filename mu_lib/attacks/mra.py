@@ -42,9 +42,12 @@ import torch
 from torch import nn
 
 from .. import MuError
+from ..backbones import fresh_model
 from ..data import batches
-from ..models import check_classifier, fresh_model
-from ..train import fit, make_optimizer, predict_logits, progress, seed_everything
+from ..infer import predict_logits
+from ..models import check_classifier
+from ..train import fit, make_optimizer
+from ..util import progress, seed_everything
 
 SETTINGS = ("query_only", "white_box")
 SELECTIONS = ("product", "agreed")

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from .. import MuError
+from ..infer import embed_all
 from ..metrics import percent_correct
 from ..models import check_classifier
-from ..train import embed_all
 from .stealth import strongest_stealthy
 
 DEFAULT_ALPHAS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)

@@ -12,7 +12,8 @@ from torch import nn
 
 from .. import MuError
 from ..metrics import accuracy
-from ..train import fit, make_optimizer, seed_everything
+from ..train import fit, make_optimizer
+from ..util import seed_everything
 from .stealth import strongest_stealthy
 
 # Learning rates the stealthy fine-tuning attacker tries (SGD as in training, one epoch on N shots).

@@ -12,8 +12,8 @@ from .. import paper
 from ..experiment import RunConfig, ou, run_many, unlearned_model
 from ..profiles import Profile
 from ..report import beside_paper
-from ..train import progress
 from ..unlearn import METHODS
+from ..util import progress
 
 TABLE3_COLS = ["acc_ft", "acc_rt", "ou", "proto_acc_f"]
 

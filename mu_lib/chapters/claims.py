@@ -63,7 +63,7 @@ def table1_units(
 ) -> list[dict[str, dict]]:
     """One unit per (seed, forget class): every Table 1 variant's metrics, through the cache."""
     from .experiment import run
-    from .train import progress
+    from .util import progress
 
     variants = [*TABLE1_VARIANTS, *(PLUGGED if plugged else ()), *((RETRAIN,) if retrain else ())]
     jobs = [(p, v) for p in pairs for v in variants]
@@ -81,7 +81,7 @@ def eps_units(
 ) -> list[dict[str, dict[float, float]]]:
     """One unit per pair: OU@eps (PGD) at each test radius for the plug bases and Spotter."""
     from .experiment import run
-    from .train import progress
+    from .util import progress
 
     variants = [*(Variant(b, b) for b in PLUG_BASES), SPOTTER_1]
     jobs = [(p, v, e) for p in pairs for v in variants for e in eps_grid]

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 
 from .. import paper
-from ..data import get_dataset_info
+from ..data import get_dataset_info, register_digits_identities
 from ..experiment import RunConfig, run_many
-from ..folders import register_digits_identities
 from ..profiles import Profile
 from ..report import beside_paper, metrics_frame
 from ..scenarios import pick_classes

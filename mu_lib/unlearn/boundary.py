@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from .. import MuError
+from ..infer import predict_logits
 from ..perturb import fgsm
-from ..train import predict_logits
 from .base import Batch, Context, HParams, Method, register
 from .losses import best_other_class
 

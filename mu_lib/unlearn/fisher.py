@@ -27,7 +27,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from .. import MuError
-from ..train import eval_mode
+from ..util import eval_mode
 from .base import Context, HParams, Method, register
 from .helpers import chunks, require_retain
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from .. import MuError
 from ..data import batches
-from ..train import eval_mode
+from ..util import eval_mode
 
 
 def chunks(n: int, size: int) -> Iterator[slice]:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..infer import predict_logits
 from ..metrics import masked_logits
-from ..train import predict_logits
 
 
 def masked_distillation(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..models import fresh_model
+from ..backbones import fresh_model
 from ..train import train_classifier
 from .base import Batch, Context, HParams, Method, register
 from .helpers import require_retain

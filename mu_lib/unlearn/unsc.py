@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from .. import MuError
-from ..train import eval_mode, predict_logits
+from ..infer import predict_logits
+from ..util import eval_mode
 from .base import Batch, Context, HParams, Method, register
 from .helpers import require_retain
 from .losses import best_other_class
