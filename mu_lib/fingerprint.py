@@ -166,12 +166,6 @@ def code_fingerprint(
     return _code_fingerprint(root, package_dir)
 
 
-def reset_code_fingerprint() -> None:
-    """Forget the memoised code fingerprints (tests that edit a copy of the package)."""
-    _PARSED.clear()
-    _code_fingerprint.cache_clear()
-
-
 # ------------------------------------------------------------------------------------ data
 
 _DIGESTS: dict[str, dict[str, dict]] = {}  # fingerprint file -> {real path: {size, mtime, sha}}

@@ -57,12 +57,6 @@ def accuracy_suite(model: nn.Module, split, batch_size: int = 1024, pra=None) ->
     }
 
 
-def forget_mask(num_classes: int, forget_classes: Sequence[int], device=None) -> torch.Tensor:
-    m = torch.ones(num_classes, dtype=torch.bool, device=device)
-    m[list(forget_classes)] = False
-    return m
-
-
 def masked_logits(logits: torch.Tensor, forget_classes: Sequence[int]) -> torch.Tensor:
     """Logits with the forget classes set to -inf (softmax of this is the masked softmax)."""
     out = logits.clone()

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 from . import MuError
 
@@ -79,9 +79,6 @@ class Profile:
     def epochs_for(self, backbone: str | None) -> int:
         """Training epochs of the original and retrained models of ``backbone``."""
         return dict(self.backbone_train_epochs).get(backbone or self.backbone, self.train_epochs)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def chapter_seeds(self, seeds=None) -> list[int]:
         """The seeds a chapter runs: ``seeds`` if given, else the first ``book_seeds`` of the profile."""
