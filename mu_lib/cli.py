@@ -137,7 +137,13 @@ def cmd_book(args) -> int:
     if params and not args.chapter:
         raise MuError("-p/-y apply to one chapter's parameters: name it with --chapter NAME")
     prof = get_profile(args.profile).name
-    build_book(prof, chapters=args.chapter or None, skip_build=args.no_build, params=params)
+    build_book(
+        prof,
+        chapters=args.chapter or None,
+        skip_build=args.no_build,
+        params=params,
+        jobs=args.jobs,
+    )
     return 0
 
 
@@ -284,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None)
     p.add_argument("--chapter", action="append", help="only these chapters (repeatable)")
     p.add_argument("--no-build", action="store_true", help="execute notebooks only")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        help="chapters run side by side, one thread each (default: $MU_BOOK_JOBS or the cores)",
+    )
     p.add_argument(
         "-p",
         nargs=2,
