@@ -150,3 +150,6 @@ def test_book_jobs_setting_is_checked(monkeypatch):
         book.default_jobs()
     monkeypatch.setenv("MU_BOOK_JOBS", "3")
     assert book.default_jobs() == 3
+    from mu_lib.cli import build_parser
+
+    assert build_parser().parse_args(["book", "-j", "1"]).jobs == 1  # mu book -j reaches it
