@@ -13,6 +13,7 @@ from .api import unlearn
 from .audit import load_split, save_checkpoint
 from .data import load_raw
 from .folders import export_image_folder
+from .labels import method_label
 from .train import train_classifier
 from .util import resolve_device
 
@@ -75,3 +76,58 @@ def torchvision_pair(
     )  # fmt: skip
     torch.save(forgotten.state_dict(), out / "unlearned.pt")
     return out / "original.pt", out / "unlearned.pt"
+
+
+def tv_settings(profile, epochs: int | None, images_per_class: int | None):
+    """Epochs and images per class of the page's torchvision model: the parameters if given,
+    else ``Profile.audit_torchvision``."""
+    default_epochs, default_images = profile.audit_torchvision
+    return epochs or default_epochs, images_per_class or default_images
+
+
+def mu_audit(*args, device: str = "auto") -> dict:
+    """Run ``mu audit`` as a user would (a subprocess), display the command, its terminal line,
+    the report and its figures, and return ``audit.json``."""
+    import json
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from IPython.display import Image, Markdown, display
+
+    cmd = ["mu", "audit", *map(str, args), "--device", device]
+    display(Markdown(f"```\n$ {shlex.join(cmd)}\n```"))
+    out = subprocess.run(
+        [sys.executable, "-m", "mu_lib", *cmd[1:]],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MU_QUIET": "1"},
+    )
+    display(Markdown(f"```\n{(out.stdout + out.stderr).strip()}\n```"))
+    report = Path(args[list(args).index("--report") + 1])
+    if out.returncode != 0:
+        raise RuntimeError(f"mu audit failed (exit {out.returncode}); its output is shown above")
+    # the report without its title line and figures (shown below as images)
+    display(Markdown((report / "report.md").read_text().split("\n", 2)[2].split("![")[0]))
+    for f in ("alpha_sweep.png", "features_pca.png"):
+        display(Image(filename=str(report / f), width=640))
+    return json.loads((report / "audit.json").read_text())
+
+
+def reading(records: dict[str, dict]) -> str:
+    """One line per audited pair: accuracies before -> after, OU and what PRA and k-NN recover."""
+    lines = []
+    for name, r in records.items():
+        u, o = r["models"]["unlearned"], r["models"]["original"]
+        k = min(r["pra"]["unlearned"], key=int)
+        knn = next(a for a in r["feature_attacks"]["unlearned"] if a["attack"] == "knn")
+        lines.append(
+            f"- **{method_label(name)}** ({r['meta']['arch']}): Acc_f {o['acc_f']:.1f}% -> "
+            f"{u['acc_f']:.1f}%, "
+            f"Acc_rt {o['acc_rt']:.1f}% -> {u['acc_rt']:.1f}%, OU@ε {r['ou']['pgd']:.4f}; PRA with "
+            f"{k} shots brings the forget accuracy back to "
+            f"{r['pra']['unlearned'][k]['chosen_proto_acc_f']:.1f}%, k-NN with {knn['k']} shots to "
+            f"{knn['acc_f']:.1f}%."
+        )
+    return "\n".join(lines)

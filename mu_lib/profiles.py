@@ -67,6 +67,8 @@ class Profile:
     umap_cap: int | None = None
     # Dataset of the sequential and forget-ratio scenarios (None: ``dataset``; paper: CIFAR-100).
     scenario_dataset: str | None = None
+    # The audit page's external torchvision model: training epochs and images per class (None: all).
+    audit_torchvision: tuple[int, int | None] = (8, None)
 
     @property
     def claims_dataset(self) -> str:
@@ -111,6 +113,7 @@ PROFILES: dict[str, Profile] = {
         grid_cap=2,
         trials_cap=5,
         umap_cap=40,
+        audit_torchvision=(1, 30),
     ),
     "cpu": Profile(
         name="cpu",
