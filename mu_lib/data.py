@@ -357,6 +357,17 @@ class ForgetSplit:
         idx = self.shot_indices(k, seed)
         return xf[idx], yf[idx]
 
+    def describe(self) -> dict:
+        """Sizes of the split (the audit's JSON record)."""
+        return {
+            "dataset": self.dataset,
+            "forget_classes": list(self.forget_classes),
+            "n_forget_train": int(len(self.forget_train[1])),
+            "n_retain_train": int(len(self.retain_train[1])),
+            "n_forget_test": int(len(self.forget_test[1])),
+            "n_retain_test": int(len(self.retain_test[1])),
+        }
+
 
 def check_forget_classes(forget_classes, num_classes: int, dataset: str) -> tuple[int, ...]:
     fc = tuple(sorted({int(c) for c in forget_classes}))
