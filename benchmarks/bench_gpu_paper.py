@@ -37,19 +37,15 @@ from pathlib import Path
 import torch
 
 from mu_lib.attacks.pra import DEFAULT_ALPHAS, FORMS, PRA
+from mu_lib.backbones import build_model
 from mu_lib.data import ForgetSplit
+from mu_lib.infer import predict_logits
 from mu_lib.metrics import ou_from_logits
-from mu_lib.models import build_model
 from mu_lib.perturb import gaussian, pgd_linf
 from mu_lib.profiles import get_profile
-from mu_lib.train import (
-    predict_logits,
-    resolve_device,
-    seed_everything,
-    to_device,
-    train_classifier,
-)
+from mu_lib.train import train_classifier
 from mu_lib.unlearn import Context, build_method
+from mu_lib.util import resolve_device, seed_everything, to_device
 
 # Table 1's rows (notebooks/s5_2_main_results.md: ``methods``; Spotter twice, lambda2 0.1 and 1).
 TABLE1_METHODS = [
