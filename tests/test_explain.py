@@ -107,7 +107,8 @@ def test_probability_and_grid(cnn, images):
     assert p.shape == (5,) and np.all((p > 0) & (p < 1))
     cams = {"m · clean": gradcam(cnn, images, 3), "m · PRA": gradcam(cnn, images, 4)}
     fig = cam_grid(images, cams, {"m · clean": p})
-    assert len(fig.axes) == 3 * 5
+    assert len(fig.axes) == 3 * 5 + 1  # the image row, one row per map, and the colour bar
+    assert fig.axes[-1].get_ylabel() or fig.axes[-1].get_label() == "<colorbar>"
     with pytest.raises(MuError, match="shape"):
         cam_grid(images[:2], cams)
 
