@@ -42,6 +42,7 @@ CHAPTERS: list[str] = [
 
 
 FINAL = ("reproduction_report", "status")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def repo_root() -> Path:
@@ -64,7 +65,6 @@ def execute_chapter(
     profile: str,
     params: dict | None = None,
     out_dir: Path | None = None,
-    env: dict | None = None,
 ) -> float:
     """jupytext -> papermill one chapter into ``out_dir`` (default book/generated); returns seconds.
     ``params``: scalars go to papermill as ``-p``, lists, tuples and dicts as ``-y`` (YAML); a name
@@ -108,7 +108,7 @@ def execute_chapter(
             args += ["-p", k, str(v)]
     t0 = time.perf_counter()
     out = out_dir / f"{name}.ipynb"
-    done = subprocess.run(args, cwd=root, env=env)
+    done = subprocess.run(args, cwd=root)
     raw.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         tmp.rmdir()
@@ -137,14 +137,21 @@ def default_jobs() -> int:
 
 
 def build_shared_models(profile: str) -> None:
-    """Train, in this process with every core, the models most chapters share (the original and
-    the retrained model of forget class 0 for the profile's book seeds), so that chapters running
-    side by side load them from the cache instead of each training its own copy at once."""
+    """Train, with every core, the models most chapters share (the original and the retrained
+    model of forget class 0 for the profile's book seeds), so that chapters running side by side
+    load them from the cache instead of each training its own copy at once."""
     from .experiment import RunConfig, unlearned_model
     from .profiles import get_profile
 
     for seed in get_profile(profile).chapter_seeds():
         unlearned_model(RunConfig(method="retrain", profile=profile, seed=seed))
+
+
+def build_shared_models_in_child(root: Path, profile: str) -> None:
+    """``build_shared_models`` in a child process: this one keeps no torch threads or models."""
+    code = f"from mu_lib.book import build_shared_models; build_shared_models({profile!r})"
+    if subprocess.run([sys.executable, "-c", code], cwd=root).returncode != 0:
+        raise MuError(f"training the shared models of profile {profile} failed (see above)")
 
 
 def run_order(names: list[str], previous: dict) -> list[str]:
@@ -185,9 +192,9 @@ def build_book(
         raise MuError(f"jobs must be >= 1, got {jobs}")
     lock = threading.Lock()
 
-    def execute(name: str, env: dict | None, n_jobs: int) -> None:
+    def execute(name: str, n_jobs: int) -> None:
         print(f"[mu book] executing {name} on profile {profile}", flush=True)
-        secs = execute_chapter(root, name, profile, params, env=env)
+        secs = execute_chapter(root, name, profile, params)
         with lock:
             status[name] = {
                 "seconds": round(secs, 1),
@@ -201,18 +208,27 @@ def build_book(
     last = [n for n in names if n in FINAL]
     if jobs > 1 and len(first) > 1:
         print(f"[mu book] training the shared models of profile {profile}", flush=True)
-        build_shared_models(profile)
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {n: pool.submit(execute, n, env, jobs) for n in run_order(first, status)}
-        failed = [(n, f.exception()) for n, f in futures.items() if f.exception() is not None]
+        build_shared_models_in_child(root, profile)
+        # the chapters' kernels inherit one thread each (this process's torch is not affected)
+        saved = {k: os.environ.get(k) for k in THREAD_VARS}
+        os.environ.update({k: "1" for k in THREAD_VARS})
+        try:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = {n: pool.submit(execute, n, jobs) for n in run_order(first, status)}
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        failed = [f.exception() for f in futures.values() if f.exception() is not None]
         if failed:
-            raise MuError("; ".join(str(e) for _, e in failed))
+            raise MuError("; ".join(str(e) for e in failed))
     else:
         for name in first:
-            execute(name, None, 1)
+            execute(name, 1)
     for name in last:
-        execute(name, None, 1)
+        execute(name, 1)
     if skip_build:
         return root / "book" / "generated"
     from .book_pages import install_mathjax

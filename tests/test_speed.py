@@ -4,6 +4,7 @@ and the one-cycle schedule does what its definition says."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -111,18 +112,21 @@ def test_parallel_book_trains_shared_models_first_then_chapters_one_thread_each(
     events, running, peak = [], set(), [0]
     lock = threading.Lock()
 
-    def fake_execute(root_, name, profile, params=None, out_dir=None, env=None):
+    def fake_execute(root_, name, profile, params=None, out_dir=None):
         with lock:
             running.add(name)
             peak[0] = max(peak[0], len(running))
-            events.append((name, (env or {}).get("OMP_NUM_THREADS")))
+            events.append((name, os.environ.get("OMP_NUM_THREADS")))
         time.sleep(0.05)
         with lock:
             running.discard(name)
         return 0.05
 
     monkeypatch.setattr(book, "execute_chapter", fake_execute)
-    monkeypatch.setattr(book, "build_shared_models", lambda p: events.append(("shared", p)))
+    monkeypatch.setattr(
+        book, "build_shared_models_in_child", lambda r, p: events.append(("shared", p))
+    )
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     book.build_book("smoke", skip_build=True, jobs=2)
     names = book.available_chapters(root)
     assert events[0] == ("shared", "smoke")
@@ -140,6 +144,7 @@ def test_parallel_book_trains_shared_models_first_then_chapters_one_thread_each(
     book.build_book("smoke", skip_build=True, jobs=1)  # one at a time: the book's order
     assert [n for n, _ in events] == names
     assert all(threads is None for _, threads in events)
+    assert "OMP_NUM_THREADS" not in os.environ  # restored after the parallel phase
 
 
 def test_book_jobs_setting_is_checked(monkeypatch):
