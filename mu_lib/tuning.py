@@ -324,10 +324,8 @@ def selection_table(
     originals = {
         (r["seed"], r["forget_class"]): r["acc_rt"] for r in trials if r["method"] == "original"
     }
-    if not want <= set(originals):
-        raise MuError(
-            f"the trials lack the original model on pairs {sorted(want - set(originals))}"
-        )
+    if not want <= set(originals):  # an interrupted run: no grid value is complete yet
+        return []
     by_point: dict[tuple[str, str, float], list] = {}
     for r in trials:
         if r["method"] != "original" and (r["seed"], r["forget_class"]) in want:
@@ -418,6 +416,8 @@ def write_selection(
     with open(out_dir / f"{prof.name}_selection.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=SELECTION_FIELDS)
         w.writeheader()
+        if not table:
+            w.writerow({"method": "(no grid value has run on every pair yet)"})
         for t in table:
             w.writerow(
                 {
@@ -435,6 +435,9 @@ def write_selection(
                 }
             )
     choice = choose(table)
+    for m in TUNED_METHODS:
+        if m not in choice["default"] and m not in choice["notes"]:
+            choice["notes"][m] = "no trial has run yet: no choice"
     with open(out_dir / f"{prof.name}_choice.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["method", "param", "default protocol", "tuned against PRA", "note"])

@@ -42,9 +42,10 @@ def test_every_tuned_method_gets_the_same_step_budget(profile):
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_methods_take_their_default_from_the_protocol_file(profile):
-    choice = tuned.selection(profile)
-    assert choice["default"] and set(choice["default"]) <= set(tuning.TUNED_METHODS)
-    for m, values in choice["default"].items():
+    choice = tuned.selection(profile).get("default", {})  # cpu may be partial (see the page)
+    assert set(choice) <= set(tuning.TUNED_METHODS)
+    assert profile != "smoke" or choice
+    for m, values in choice.items():
         hp = build_method(m, profile).hp
         for k, v in values.items():
             assert getattr(hp, k) == pytest.approx(v), (m, k)
@@ -100,9 +101,10 @@ def test_the_two_rules(monkeypatch):
     assert "m" not in unfinished["default"] and "did not finish" in unfinished["notes"]["m"]
 
 
-def test_protocol_writes_each_trial_and_resumes(tmp_path):
+def test_protocol_writes_each_trial_and_resumes(tmp_path, monkeypatch):
     csv = tmp_path / "smoke_trials.csv"
     grid = {"neggrad": ("lr", (1e-3, 3e-3))}
+    monkeypatch.setitem(tuning.GRIDS, "neggrad", grid["neggrad"])  # the selection reads GRIDS
     seen = []
     rows = tuning.run_protocol(
         "smoke", csv, methods=["neggrad"], pairs=[(1, 7)], grids=grid, log=seen.append
@@ -115,7 +117,8 @@ def test_protocol_writes_each_trial_and_resumes(tmp_path):
     )
     assert again == []  # every trial was already in the CSV
     doc = tuning.write_selection("smoke", rows, tmp_path, pairs=[(1, 7)])
-    assert set(doc["default"]) == {"neggrad"}
+    assert set(doc["default"]) == {"neggrad"}  # the other methods: a note, no choice
+    assert doc["notes"]["spotter"] == "no trial has run yet: no choice"
     assert (tmp_path / "smoke_selection.csv").read_text().startswith("method,param,value")
 
 

@@ -30,8 +30,7 @@ class BoundaryShrinkHparams(HParams):
     bound: l-inf size of the one-step (FGSM) attack on the original, in [0, 1] pixel space; 0.1
         as in the reference code ("hard-coded in the paper").  Our models normalise inside, so
         the bound is in pixel space, as the reference's attack on unnormalised images.
-    lr: 1e-5 on ``paper`` (the reference code's setting for CIFAR); ``cpu`` / ``smoke`` take the
-        value chosen by ``benchmarks/select_lr.py`` (see ``profile_defaults``).
+    lr: 1e-5 on ``paper`` (the reference code's setting for CIFAR); ``cpu`` / ``smoke`` take the tuning protocol's choice (``mu_lib.tuning``).
     bn_mode: ``train``, as in the DELETE benchmark harness.
     relabel: ``nearest`` (default) takes, for every attacked example, the original's highest-
         scoring *retained* class, i.e. its nearest wrong class.  Wherever the attack crosses into
@@ -70,11 +69,9 @@ class BoundaryShrink(Method):
     summary = "relabel D_f to the original's nearest other class on a one-step attack, fine-tune (forget data only)"
     source = "Chen et al., Boundary Unlearning: Rapid Forgetting of Deep Networks via Shifting the Decision Boundary, CVPR 2023"
     Hparams = BoundaryShrinkHparams
-    # Off ``paper``, benchmarks/select_lr.py's rule: the smallest lr of {1e-4, 3e-4, 1e-3, 3e-3,
-    # 1e-2, 3e-2, 1e-1} that brings Acc_f below 5% within the profile's epochs (forget class 0,
-    # seed 0; more epochs only where no lr does).  cpu 3e-4 (1e-4 left 11.6%), smoke 1e-3 (3e-4
-    # left 25.8%).
-    profile_defaults = {"cpu": {"lr": 3e-4}, "smoke": {"lr": 1e-3}}
+    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
+    # where its run for that profile has not covered this method yet.
+    profile_defaults = {"cpu": {"lr": 3e-4}}
 
     def prepare(self, ctx: Context) -> None:
         xf, yf = ctx.forget
@@ -102,8 +99,7 @@ class BoundaryExpandHparams(HParams):
         mode, as the original Boundary Unlearning code (Chen et al.) and the DELETE harness do.
     bn_mode: None follows ``train_body`` (``eval`` for the head only, ``train`` for the whole
         network); set it to decouple the two.
-    lr: 1e-5 on ``paper`` (the reference code's setting); ``cpu`` / ``smoke`` take the value
-        chosen by ``benchmarks/select_lr.py`` (see ``profile_defaults``).
+    lr: 1e-5 on ``paper`` (the reference code's setting); ``cpu`` / ``smoke`` take the tuning protocol's choice (``mu_lib.tuning``).
     """
 
     lr: float = 1e-5
@@ -131,9 +127,8 @@ class BoundaryExpand(Method):
     )
     source = "Chen et al., Boundary Unlearning: Rapid Forgetting of Deep Networks via Shifting the Decision Boundary, CVPR 2023"
     Hparams = BoundaryExpandHparams
-    # Off ``paper``, benchmarks/select_lr.py's rule with the head-only default (dev seed 1, forget
-    # class 1; table: benchmarks/results/select_defs_b_smoke.csv).  ``cpu`` keeps the rate chosen
-    # for the whole-network variant until the tuning protocol (mu_lib/tuned/cpu.json) chooses.
+    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
+    # where its run for that profile has not covered this method yet.
     profile_defaults = {"cpu": {"lr": 1e-2}, "smoke": {"lr": 3e-3}}
 
     def prepare(self, ctx: Context) -> None:

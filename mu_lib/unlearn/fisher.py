@@ -44,8 +44,7 @@ class FisherHparams(HParams):
 
     epochs: 0, and only 0: the whole method is the one-shot step in ``finish``.
     alpha: noise scale (see the module docstring).  The reference code uses 1e-7 .. 1e-6;
-        1e-6 on ``paper``; ``cpu`` / ``smoke`` take the value chosen by
-        ``benchmarks/select_lr.py`` (see ``profile_defaults``).
+        1e-6 on ``paper``; ``cpu`` / ``smoke`` take the tuning protocol's choice (``mu_lib.tuning``).
     reset_forget_rows: also set the forget-class head rows to mean 0, variance 1e-3, as the
         reference does (off: that step alone is head masking, see the ``head_mask`` method).
     fisher_samples: retained examples (drawn at random) used for the Fisher (None: all of D_r).
@@ -158,9 +157,8 @@ class FisherForgetting(Method):
     source = "Golatkar et al., Eternal Sunshine of the Spotless Net: Selective Forgetting in Deep Networks, CVPR 2020"
     uses_retain = True
     Hparams = FisherHparams
-    # Off ``paper``: benchmarks/select_lr.py's rule on alpha, with the forget-row reset off (dev
-    # seed 1, forget class 1; table: benchmarks/results/select_defs_b_smoke.csv).  ``cpu`` takes
-    # smoke's value until the tuning protocol (mu_lib/tuned/cpu.json) has chosen one.
+    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
+    # where its run for that profile has not covered this method yet.
     profile_defaults = {
         "cpu": {"alpha": 3e-6, "fisher_samples": 500},
         "smoke": {"alpha": 3e-6, "fisher_samples": 300},

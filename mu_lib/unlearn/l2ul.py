@@ -27,8 +27,7 @@ class L2ULHparams(HParams):
         w = 1 - (MAS importance on D_f, min-max normalised per tensor): weights that matter for
         the forget data are free to move, the others are held.  1.0: the penalty is part of the
         method as the paper describes it (the harness can switch it off with 0).
-    lr: 1e-3 on ``paper`` (the method's code's SGD setting); ``cpu`` / ``smoke`` take the value
-        chosen by ``benchmarks/select_lr.py`` (see ``profile_defaults``).
+    lr: 1e-3 on ``paper`` (the method's code's SGD setting); ``cpu`` / ``smoke`` take the tuning protocol's choice (``mu_lib.tuning``).
     bn_mode: ``train``, as in the DELETE benchmark harness; the adversarial term always runs with
         BatchNorm frozen, as the benchmark code does.
 
@@ -110,11 +109,9 @@ class LearnToUnlearn(Method):
     summary = "gradient ascent on D_f + adversarial examples of other classes + weight-importance penalty (forget data only)"
     source = "Cha et al., Learning to Unlearn: Instance-wise Unlearning for Pre-trained Classifiers, AAAI 2024"
     Hparams = L2ULHparams
-    # Off ``paper``, benchmarks/select_lr.py's rule: the smallest lr of {1e-4, 3e-4, 1e-3, 3e-3,
-    # 1e-2, 3e-2, 1e-1} that brings Acc_f below 5% within the profile's epochs (forget class 0,
-    # seed 0; more epochs only where no lr does).  cpu 3e-4 on the 30-epoch original (1e-4 left
-    # Acc_f at 7.7%), smoke 3e-4 (1e-4 left 15.3%).
-    profile_defaults = {"cpu": {"lr": 3e-4}, "smoke": {"lr": 3e-4}}
+    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
+    # where its run for that profile has not covered this method yet.
+    profile_defaults = {"cpu": {"lr": 3e-4}}
 
     def prepare(self, ctx: Context) -> None:
         hp = self.hp

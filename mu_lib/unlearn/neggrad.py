@@ -15,8 +15,7 @@ class NegGradHparams(HParams):
     """NegGrad's settings (the rest as in ``HParams``).
 
     lr: 1e-4 on ``paper``, the gradient-ascent setting of the SalUn benchmark code (ascent is
-        unbounded, so it is run small and short); ``cpu`` / ``smoke`` take the value chosen by
-        ``benchmarks/select_lr.py`` (see ``profile_defaults``).
+        unbounded, so it is run small and short); ``cpu`` / ``smoke`` take the tuning protocol's choice (``mu_lib.tuning``).
     bn_mode: ``train``, as in the DELETE benchmark harness.
     """
 
@@ -32,11 +31,9 @@ class NegGrad(Method):
     summary = "gradient ascent on the cross-entropy of D_f (forget data only)"
     source = "Thudi et al., Unrolling SGD: Understanding Factors Influencing Machine Unlearning, EuroS&P 2022"
     Hparams = NegGradHparams
-    # Off ``paper``, benchmarks/select_lr.py's rule: the smallest lr of {1e-4, 3e-4, 1e-3, 3e-3,
-    # 1e-2, 3e-2, 1e-1} that brings Acc_f below 5% within the profile's epochs (forget class 0,
-    # seed 0; more epochs only where no lr does).  cpu 1e-4 (the first value), smoke 1e-3 (3e-4
-    # left 14.5%).
-    profile_defaults = {"cpu": {"lr": 1e-4}, "smoke": {"lr": 1e-3}}
+    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
+    # where its run for that profile has not covered this method yet.
+    profile_defaults = {"cpu": {"lr": 1e-4}}
 
     def loss(self, ctx: Context, batch: Batch) -> torch.Tensor:
         return -nn.functional.cross_entropy(ctx.model(batch.x).float(), batch.y)

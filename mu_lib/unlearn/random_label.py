@@ -18,8 +18,7 @@ class RandomLabelHparams(HParams):
 
     lr: 1e-2 on ``paper``: the order of magnitude random-label fine-tuning is run at in the
         SalUn / DELETE benchmark code (the Spotter paper does not publish its baselines'
-        settings).  ``cpu`` / ``smoke`` take the value chosen by ``benchmarks/select_lr.py``
-        (see ``profile_defaults``).
+        settings).  ``cpu`` / ``smoke`` take the tuning protocol's choice (``mu_lib.tuning``).
     bn_mode: ``train``, as in the DELETE benchmark harness the paper's baselines come from.
     fixed_labels: False redraws every example's label at every step (the harness's default);
         True draws one label per forget example once, in ``prepare``.
@@ -38,11 +37,9 @@ class RandomLabel(Method):
     summary = "fine-tune D_f towards random retained-class labels (forget data only)"
     source = "Golatkar et al., Eternal Sunshine of the Spotless Net, CVPR 2020"
     Hparams = RandomLabelHparams
-    # Off ``paper``, benchmarks/select_lr.py's rule: the smallest lr of {1e-4, 3e-4, 1e-3, 3e-3,
-    # 1e-2, 3e-2, 1e-1} that brings Acc_f below 5% within the profile's epochs (forget class 0,
-    # seed 0; more epochs only where no lr does).  cpu 3e-4 on the 30-epoch original (1e-4 left
-    # Acc_f at 22.6%), smoke 3e-3 (1e-3 left 12.1%).
-    profile_defaults = {"cpu": {"lr": 3e-4}, "smoke": {"lr": 3e-3}}
+    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
+    # where its run for that profile has not covered this method yet.
+    profile_defaults = {"cpu": {"lr": 3e-4}}
 
     def prepare(self, ctx: Context) -> None:
         if self.hp.fixed_labels:

@@ -28,7 +28,7 @@ class SalUnHparams(HParams):
         cross-entropy on a retained batch per step (weight ``retain_weight``), as in the SalUn code.
     retain_weight: weight of the retained cross-entropy when ``use_retain`` is True.
     lr: 1e-2 on ``paper``, the order of magnitude of the SalUn code's random-label runs;
-        ``cpu`` / ``smoke`` take the value chosen by ``benchmarks/select_lr.py``.
+        ``cpu`` / ``smoke`` take the tuning protocol's choice (``mu_lib.tuning``).
     bn_mode: ``train``, as in the DELETE benchmark harness.
 
     The mask is applied to gradients before the optimiser step; as in the reference code, weight
@@ -77,11 +77,9 @@ class SalUn(Method):
     source = "Fan et al., SalUn: Empowering Machine Unlearning via Gradient-based Weight Saliency, ICLR 2024"
     uses_retain = False  # default; ``needs_retain`` follows ``use_retain``
     Hparams = SalUnHparams
-    # Off ``paper``, benchmarks/select_lr.py's rule: the smallest lr of {1e-4, 3e-4, 1e-3, 3e-3,
-    # 1e-2, 3e-2, 1e-1} that brings Acc_f below 5% within the profile's epochs (forget class 0,
-    # seed 0; more epochs only where no lr does).  cpu 1e-3 (3e-4 left 13.0%), smoke 3e-3 (1e-3
-    # left 8.9%).
-    profile_defaults = {"cpu": {"lr": 1e-3}, "smoke": {"lr": 3e-3}}
+    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
+    # where its run for that profile has not covered this method yet.
+    profile_defaults = {"cpu": {"lr": 1e-3}}
 
     @property
     def needs_retain(self) -> bool:

@@ -82,9 +82,8 @@ class Scrub(Method):
     )
     uses_retain = True
     Hparams = ScrubHparams
-    # Off ``paper``, benchmarks/select_lr.py's rule: the smallest lr of {1e-4, 3e-4, 1e-3, 3e-3,
-    # 1e-2, 3e-2, 1e-1} that brings Acc_f below 5% within the profile's epochs (forget class 0,
-    # seed 0).  Chosen for the summed-steps form that this module had before.
+    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
+    # where its run for that profile has not covered this method yet.
     profile_defaults = {"cpu": {"lr": 1e-3}, "smoke": {"lr": 3e-3}}
 
     def ascends(self, epoch: int) -> bool:

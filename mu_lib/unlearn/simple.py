@@ -77,10 +77,7 @@ class Retrain(Method):
 class DeleteHparams(HParams):
     """DELETE (Zhou et al., CVPR 2025): masked distillation on D_f.
 
-    lr 1e-4 on ``paper`` (the setting of the Spotter authors' harness).  Off ``paper`` the rule is:
-    the smallest lr of the grid {1e-4, 3e-4, 1e-3, 3e-3, 1e-2} that brings Acc_f below 5% within
-    the profile's epochs (forget class 0, seed 0): 3e-4 on ``cpu`` (1e-4 left Acc_f at 9.5%),
-    3e-3 on ``smoke`` (1e-3 left 14%).  bn_mode ``train`` follows the DELETE harness.
+    lr 1e-4 on ``paper`` (the setting of the Spotter authors' harness).  ``cpu`` / ``smoke`` take the tuning protocol's choice (``mu_lib.tuning``).  bn_mode ``train`` follows the DELETE harness.
     """
 
     bn_mode: str = "train"
@@ -95,6 +92,8 @@ class Delete(Method):
     summary = "distil the original with each sample's own-class logit masked (forget data only)"
     source = "Zhou et al., Decoupled Distillation to Erase (DELETE), CVPR 2025"
     Hparams = DeleteHparams
+    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
+    # where its run for that profile has not covered this method yet.
     profile_defaults = {"cpu": {"lr": 3e-4}, "smoke": {"lr": 3e-3}}
 
     def loss(self, ctx: Context, batch: Batch) -> torch.Tensor:

@@ -33,8 +33,7 @@ class UNSCHparams(HParams):
         spaces (the reference code uses one batch per class; 16 keeps it small).
     train_norm: False trains only the projected Conv2d / Linear weights (and their biases);
         BatchNorm scales and shifts are outside the null-space guarantee, so they stay fixed.
-    lr: 1e-2 on ``paper`` (the order of the reference code's SGD settings); ``cpu`` / ``smoke``
-        take the value chosen by ``benchmarks/select_lr.py`` (see ``profile_defaults``).
+    lr: 1e-2 on ``paper`` (the order of the reference code's SGD settings); ``cpu`` / ``smoke`` take the tuning protocol's choice (``mu_lib.tuning``).
     bn_mode: ``eval`` (frozen BatchNorm), as in the reference code.
     weight_decay: 0: decay is not projected and would move every weight, retained directions
         included (the reference code uses plain SGD without decay).
@@ -118,11 +117,9 @@ class UNSC(Method):
     source = "Chen et al., Machine Unlearning via Null Space Calibration, IJCAI 2024"
     uses_retain = True
     Hparams = UNSCHparams
-    # Off ``paper``, benchmarks/select_lr.py's rule: the smallest lr of {1e-4, 3e-4, 1e-3, 3e-3,
-    # 1e-2, 3e-2, 1e-1} that brings Acc_f below 5% within the profile's epochs (forget class 0,
-    # seed 0; more epochs only where no lr does).  cpu 1e-2 (3e-3 left 5.3%), smoke 1e-2 (3e-3
-    # left 100%).
-    profile_defaults = {"cpu": {"lr": 1e-2}, "smoke": {"lr": 1e-2}}
+    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
+    # where its run for that profile has not covered this method yet.
+    profile_defaults = {"cpu": {"lr": 1e-2}}
 
     def prepare(self, ctx: Context) -> None:
         xf, _ = ctx.forget
