@@ -72,8 +72,6 @@ class RunConfig:
         if self.pra_form not in FORMS:
             raise MuError(f"unknown PRA form {self.pra_form!r}; choose one of {FORMS}")
         check_neighbours(self.neighbours)
-        if self.pra_k is not None and self.pra_k < 1:
-            raise MuError(f"pra_k must be >= 1, got {self.pra_k}")
 
     @property
     def prof(self) -> Profile:
@@ -324,7 +322,7 @@ def neighbours(
     """Evaluation neighbours of D_f and the original's logits on them (memoised per process)."""
     p = cfg.prof
     eps = p.pgd_eps if eps is None else eps
-    key = f"nb:{config_key(original_config(cfg))}:{cfg.forget_classes}:{kind}:{eps}"
+    key = f"nb:{entry_key(original_config(cfg))}:{cfg.forget_classes}:{kind}:{eps}"
     key += f":{cfg.neighbours}"
     if key not in _MEMO:
         original, _, _ = original_model(cfg)

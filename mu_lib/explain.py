@@ -18,7 +18,6 @@ the 1x1 shortcut convolution inside it, is the last full feature map).  A PRA-pa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import MuError
+from .util import eval_mode as _eval_mode
 
 BACKENDS = ("auto", "package", "hooks")
 
@@ -68,20 +68,6 @@ def _check_inputs(x: torch.Tensor, targets) -> torch.Tensor:
             f"{len(t)} targets"
         )
     return t
-
-
-@contextmanager
-def _eval_mode(model: nn.Module):
-    """Eval mode inside, and every submodule's own mode restored after (a PRA-patched wrapper is
-    a fresh module in train mode around a shared model in eval mode: ``model.train(flag)`` would
-    put the shared model's BatchNorm into train mode)."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, flag in modes:
-            m.training = flag
 
 
 def _minmax(cam: torch.Tensor) -> torch.Tensor:

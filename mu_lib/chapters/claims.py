@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..claims import BASELINES, PLUG_BASES
+from ..experiment import RunConfig, run
+from ..profiles import get_profile
+from ..scenarios import forget_ratio, non_default_overrides, sequential
+from ..util import progress
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,6 @@ PLUGGED = tuple(Variant(f"{b}+spotter", "spotter", base=b) for b in PLUG_BASES)
 
 
 def _config(v: Variant, profile: str, seed: int, cls: int, device: str, **kw):
-    from .experiment import RunConfig
 
     return RunConfig(
         method=v.method,
@@ -62,8 +65,6 @@ def table1_units(
     device: str = "auto",
 ) -> list[dict[str, dict]]:
     """One unit per (seed, forget class): every Table 1 variant's metrics, through the cache."""
-    from .experiment import run
-    from .util import progress
 
     variants = [*TABLE1_VARIANTS, *(PLUGGED if plugged else ()), *((RETRAIN,) if retrain else ())]
     jobs = [(p, v) for p in pairs for v in variants]
@@ -80,8 +81,6 @@ def eps_units(
     device: str = "auto",
 ) -> list[dict[str, dict[float, float]]]:
     """One unit per pair: OU@eps (PGD) at each test radius for the plug bases and Spotter."""
-    from .experiment import run
-    from .util import progress
 
     variants = [*(Variant(b, b) for b in PLUG_BASES), SPOTTER_1]
     jobs = [(p, v, e) for p in pairs for v in variants for e in eps_grid]
@@ -102,9 +101,6 @@ def scenario_units(
 ) -> dict[str, list[dict]]:
     """Sequential rounds and forget-ratio fractions of Spotter (lambda1 0.7, lambda2 1), the same
     configurations as the Appendix G and H chapters, so their cached runs are shared."""
-    from .experiment import RunConfig, run
-    from .profiles import get_profile
-    from .scenarios import forget_ratio, non_default_overrides, sequential
 
     p = get_profile(profile)
     dataset = p.claims_dataset
@@ -129,7 +125,6 @@ def evidence(
     device: str = "auto",
 ) -> dict[str, list]:
     """Every family of evidence for :func:`verdicts` (None: the profile's pairs and seeds)."""
-    from .profiles import get_profile
 
     p = get_profile(profile)
     pairs = list(pairs) if pairs is not None else p.claims_pairs()
