@@ -9,22 +9,10 @@ from __future__ import annotations
 
 import re
 
-# Registry name -> the paper's name for the method.
-METHOD_NAMES = {
-    "original": "Original",
-    "retrain": "Retrain",
-    "random_label": "Random Label",
-    "neggrad": "NegGrad",
-    "boundary_shrink": "Boundary Shrink",
-    "boundary_expand": "Boundary Expand",
-    "salun": "SalUn",
-    "l2ul": "Learn to Unlearn",
-    "delete": "DELETE",
-    "fisher": "Fisher",
-    "unsc": "UNSC",
-    "scrub": "SCRUB",
-    "spotter": "Spotter",
-}
+from .paper import PAPER_NAMES
+
+# Registry name -> the name on a page: the paper's, and ours for methods the paper does not have.
+METHOD_NAMES = {**PAPER_NAMES, "scrub": "SCRUB", "head_mask": "Head masking"}
 
 # Our dataset name -> how it is written.
 DATASET_NAMES = {
