@@ -152,3 +152,11 @@ def test_paper_numbers_join_the_right_rows():
     for c in CLAIMS:
         if c.family == "table1":
             assert paper_verdict(c).startswith("CIFAR-10: yes"), c.id
+
+
+def test_scoreboard_html_escapes_thresholds_and_links_chapters():
+    from mu_lib.chapters.claims import scoreboard_html
+
+    html = scoreboard_html(scoreboard(verdicts({"table1": [paper_like_unit()]})))
+    assert "Acc_f &lt;= 1, Proto-Acc_f &lt;= 10, Acc_rt &gt;= original - 2" in html
+    assert '<a href="s5_2_main_results.html">s5_2_main_results</a>' in html

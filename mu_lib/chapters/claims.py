@@ -135,3 +135,24 @@ def evidence(
     seeds = list(scenario_seeds) if scenario_seeds is not None else p.chapter_seeds()
     ev.update(scenario_units(p.name, seeds, device=device))
     return ev
+
+
+def _fmt(x) -> str:
+    return "" if x is None or x != x else f"{x:.3g}"
+
+
+def scoreboard_html(rows: Sequence[dict[str, Any]]) -> str:
+    """The scoreboard as an HTML table: numbers rounded, every text cell escaped (thresholds such
+    as ``Acc_f <= 1`` must not read as tags), and each chapter a link."""
+    import html
+
+    import pandas as pd
+
+    board = pd.DataFrame(rows)
+    shown = board.drop(columns="chapter").map(lambda v: html.escape(v) if isinstance(v, str) else v)
+    shown["mean"] = board["mean"].map(_fmt)
+    shown["95% CI"] = board["95% CI"].map(
+        lambda c: "" if c is None else f"[{_fmt(c[0])}, {_fmt(c[1])}]"
+    )
+    shown["chapter"] = board["chapter"].map(lambda c: f'<a href="{c}.html">{html.escape(c)}</a>')
+    return shown.to_html(index=False, escape=False)
