@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from . import MuError, __version__
 from .data import cache_dir
 from .fingerprint import PACKAGE, code_fingerprint
+from .validate import probe_writable
 
 TensorSpec = dict[str, tuple[tuple[int, ...], torch.dtype]]
 
@@ -144,10 +145,7 @@ class Store:
                     raise MuError(f"the cache path {parent} is not a folder; {fix}")
                 break
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-probe-")
-            os.close(fd)
-            os.remove(tmp)
+            probe_writable(self.root)
         except OSError as err:
             raise MuError(
                 f"the cache folder {self.root} is not writable ({err.strerror or err}); {fix}"

@@ -167,10 +167,22 @@ def check_run_settings(cfg: Any) -> None:
         check_device(cfg.device)
 
 
+def probe_writable(folder) -> None:
+    """Create ``folder`` if missing and write and remove a probe file in it (raises OSError): the
+    one test of writability, for the cache and for output files, before any compute."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-probe-")
+    os.close(fd)
+    os.remove(tmp)
+
+
 def check_output_file(path: Any, flag: str) -> None:
     """``path`` can be written (its folder is created if missing): checked before any compute."""
     import os
-    import tempfile
     from pathlib import Path
 
     if not isinstance(path, str | os.PathLike) or not str(path).strip():
@@ -186,10 +198,7 @@ def check_output_file(path: Any, flag: str) -> None:
                 )
             break
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-probe-")
-        os.close(fd)
-        os.remove(tmp)
+        probe_writable(p.parent)
     except OSError as err:
         raise MuError(
             f"{flag} {path}: cannot write in {p.parent} ({err.strerror or err}); choose a "
