@@ -153,3 +153,21 @@ def test_a_diverged_trial_is_a_row_that_neither_forgets_nor_keeps_acc_rt(monkeyp
     rows = [{**row, "seed": 1, "forget_class": 7}]
     s = tuning._point_summary(rows, {(1, 7): 90.0})
     assert not s["forgets"] and not s["within_budget"]
+
+
+def test_the_walk_brackets_a_method_that_forgets_at_its_start(monkeypatch):
+    grid = (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
+    seen: dict[float, dict] = {}
+
+    def summary(v):  # forgets from 1e-5 up, keeps Acc_rt up to 1e-4
+        return {"forgets": v >= 1e-5, "within_budget": v <= 1e-4}
+
+    order = []
+    while (v := tuning.next_value("lr", grid, seen)) is not None:
+        order.append(v)
+        seen[v] = summary(v)
+    # up from the start until outside the budget, then down until a value does not forget
+    assert order == [1e-4, 3e-4, 3e-5, 1e-5, 3e-6]
+    table = [_point(v, 0.0 if v >= 1e-5 else 50.0, 0.0 if v <= 1e-4 else -9.0, 10.0) for v in order]
+    monkeypatch.setitem(tuning.GRIDS, "m", ("lr", grid))
+    assert tuning.choose(table)["default"]["m"] == {"lr": 1e-5}
