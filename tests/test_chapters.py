@@ -462,3 +462,38 @@ def test_audit_reading_names_each_pair_and_profile_sizes_the_torchvision_run():
     assert audit_demo.tv_settings(get_profile("smoke"), None, None) == (1, 30)
     assert audit_demo.tv_settings(get_profile("cpu"), None, None) == (8, None)
     assert audit_demo.tv_settings(get_profile("smoke"), 3, 7) == (3, 7)
+
+
+def test_retrain_start_table_shows_the_old_rule_sharing_tensors_and_the_new_none():
+    from mu_lib.chapters import definitions
+
+    t = definitions.retrain_start_table(("cnn_small", "vit_tiny")).set_index("backbone")
+    before = "shared with the original (reset_parameters on a copy, before)"
+    now = "shared with the original (rebuilt from the registry, now)"
+    assert t.loc["vit_tiny", before] > 0  # class token, position embeddings, in-projections
+    assert (t[now] == 0).all()
+
+
+def test_switch_effects_runs_both_definitions_of_every_switch(monkeypatch):
+    from mu_lib.chapters import definitions
+
+    seen = []
+
+    def fake_run(cfg):
+        seen.append(cfg)
+        proto = 80.0 if cfg.pra_form == "l2_raw" else 20.0
+        ou = 0.3 if cfg.neighbours == "authors" else 0.1
+        body = cfg.overrides.get("train_body", False) or cfg.overrides.get("reset_forget_rows", 0)
+        m = {"acc_f": 0.0, "acc_rt": 70.0 if body else 88.0, "ou_pgd": ou, "ou_gauss": ou,
+             "proto_acc_f": proto, "acc_r_star": 90.0}  # fmt: skip
+        return SimpleNamespace(metrics=m)
+
+    monkeypatch.setattr(definitions, "run", fake_run)
+    t = definitions.switch_effects("smoke")
+    assert len(seen) == 2 * len(definitions.SWITCHES)
+    assert set(t["definition"]) == {s.item for s in definitions.SWITCHES}
+    pra = t.query("definition == 'PRA prototype (Appendix F)' and metric == 'Proto-Acc_f'").iloc[0]
+    assert (pra["value now"], pra["value other"]) == (20.0, 80.0)  # cos now, l2_raw the option
+    be = t.query("definition == 'Boundary Expand' and metric == 'Acc_rt'").iloc[0]
+    assert (be["value now"], be["value other"]) == (88.0, 70.0)  # head only now, whole network other
+    assert all(c.seed == 0 and c.forget_classes == (0,) for c in seen)
