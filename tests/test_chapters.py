@@ -495,5 +495,8 @@ def test_switch_effects_runs_both_definitions_of_every_switch(monkeypatch):
     pra = t.query("definition == 'PRA prototype (Appendix F)' and metric == 'Proto-Acc_f'").iloc[0]
     assert (pra["value now"], pra["value other"]) == (20.0, 80.0)  # cos now, l2_raw the option
     be = t.query("definition == 'Boundary Expand' and metric == 'Acc_rt'").iloc[0]
-    assert (be["value now"], be["value other"]) == (88.0, 70.0)  # head only now, whole network other
+    assert (be["value now"], be["value other"]) == (
+        88.0,
+        70.0,
+    )  # head only now, whole network other
     assert all(c.seed == 0 and c.forget_classes == (0,) for c in seen)
