@@ -38,6 +38,7 @@ import torch
 
 from mu_lib.attacks.pra import DEFAULT_ALPHAS, FORMS, PRA
 from mu_lib.backbones import build_model
+from mu_lib.claims import BASELINES
 from mu_lib.data import ForgetSplit
 from mu_lib.infer import predict_logits
 from mu_lib.metrics import ou_from_logits
@@ -48,21 +49,7 @@ from mu_lib.unlearn import Context, build_method
 from mu_lib.util import resolve_device, seed_everything, to_device
 
 # Table 1's rows (notebooks/s5_2_main_results.md: ``methods``; Spotter twice, lambda2 0.1 and 1).
-TABLE1_METHODS = [
-    "original",
-    "retrain",
-    "random_label",
-    "neggrad",
-    "boundary_shrink",
-    "boundary_expand",
-    "salun",
-    "l2ul",
-    "delete",
-    "fisher",
-    "unsc",
-    "scrub",
-    "spotter",
-]
+TABLE1_METHODS = ["original", "retrain", *BASELINES, "scrub", "spotter"]
 TABLE1_SPOTTER_ROWS = 2
 
 
