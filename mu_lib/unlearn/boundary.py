@@ -69,9 +69,6 @@ class BoundaryShrink(Method):
     summary = "relabel D_f to the original's nearest other class on a one-step attack, fine-tune (forget data only)"
     source = "Chen et al., Boundary Unlearning: Rapid Forgetting of Deep Networks via Shifting the Decision Boundary, CVPR 2023"
     Hparams = BoundaryShrinkHparams
-    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
-    # where its run for that profile has not covered this method yet.
-    profile_defaults = {"cpu": {"lr": 3e-4}}
 
     def prepare(self, ctx: Context) -> None:
         xf, yf = ctx.forget
@@ -127,9 +124,9 @@ class BoundaryExpand(Method):
     )
     source = "Chen et al., Boundary Unlearning: Rapid Forgetting of Deep Networks via Shifting the Decision Boundary, CVPR 2023"
     Hparams = BoundaryExpandHparams
-    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
-    # where its run for that profile has not covered this method yet.
-    profile_defaults = {"cpu": {"lr": 1e-2}, "smoke": {"lr": 3e-3}}
+    # The tuning protocol's choice (``mu_lib/tuned``); smoke's below until its run covers this
+    # method.
+    profile_defaults = {"smoke": {"lr": 3e-3}}
 
     def prepare(self, ctx: Context) -> None:
         head = ctx.model.head

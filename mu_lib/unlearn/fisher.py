@@ -157,10 +157,10 @@ class FisherForgetting(Method):
     source = "Golatkar et al., Eternal Sunshine of the Spotless Net: Selective Forgetting in Deep Networks, CVPR 2020"
     uses_retain = True
     Hparams = FisherHparams
-    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
-    # where its run for that profile has not covered this method yet.
+    # alpha: the tuning protocol's choice (``mu_lib/tuned``); smoke's below until its run covers
+    # Fisher.  fisher_samples: retained images the Fisher is estimated on (not tuned).
     profile_defaults = {
-        "cpu": {"alpha": 3e-6, "fisher_samples": 500},
+        "cpu": {"fisher_samples": 500},
         "smoke": {"alpha": 3e-6, "fisher_samples": 300},
     }
 

@@ -109,9 +109,6 @@ class LearnToUnlearn(Method):
     summary = "gradient ascent on D_f + adversarial examples of other classes + weight-importance penalty (forget data only)"
     source = "Cha et al., Learning to Unlearn: Instance-wise Unlearning for Pre-trained Classifiers, AAAI 2024"
     Hparams = L2ULHparams
-    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
-    # where its run for that profile has not covered this method yet.
-    profile_defaults = {"cpu": {"lr": 3e-4}}
 
     def prepare(self, ctx: Context) -> None:
         hp = self.hp

@@ -31,9 +31,6 @@ class NegGrad(Method):
     summary = "gradient ascent on the cross-entropy of D_f (forget data only)"
     source = "Thudi et al., Unrolling SGD: Understanding Factors Influencing Machine Unlearning, EuroS&P 2022"
     Hparams = NegGradHparams
-    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
-    # where its run for that profile has not covered this method yet.
-    profile_defaults = {"cpu": {"lr": 1e-4}}
 
     def loss(self, ctx: Context, batch: Batch) -> torch.Tensor:
         return -nn.functional.cross_entropy(ctx.model(batch.x).float(), batch.y)

@@ -37,9 +37,6 @@ class RandomLabel(Method):
     summary = "fine-tune D_f towards random retained-class labels (forget data only)"
     source = "Golatkar et al., Eternal Sunshine of the Spotless Net, CVPR 2020"
     Hparams = RandomLabelHparams
-    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
-    # where its run for that profile has not covered this method yet.
-    profile_defaults = {"cpu": {"lr": 3e-4}}
 
     def prepare(self, ctx: Context) -> None:
         if self.hp.fixed_labels:

@@ -77,9 +77,6 @@ class SalUn(Method):
     source = "Fan et al., SalUn: Empowering Machine Unlearning via Gradient-based Weight Saliency, ICLR 2024"
     uses_retain = False  # default; ``needs_retain`` follows ``use_retain``
     Hparams = SalUnHparams
-    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
-    # where its run for that profile has not covered this method yet.
-    profile_defaults = {"cpu": {"lr": 1e-3}}
 
     @property
     def needs_retain(self) -> bool:

@@ -82,9 +82,9 @@ class Scrub(Method):
     )
     uses_retain = True
     Hparams = ScrubHparams
-    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
-    # where its run for that profile has not covered this method yet.
-    profile_defaults = {"cpu": {"lr": 1e-3}, "smoke": {"lr": 3e-3}}
+    # The tuning protocol's choice (``mu_lib/tuned``); smoke's below until its run covers this
+    # method.
+    profile_defaults = {"smoke": {"lr": 3e-3}}
 
     def ascends(self, epoch: int) -> bool:
         """Whether ``epoch`` (from 0) has max-steps."""

@@ -92,9 +92,9 @@ class Delete(Method):
     summary = "distil the original with each sample's own-class logit masked (forget data only)"
     source = "Zhou et al., Decoupled Distillation to Erase (DELETE), CVPR 2025"
     Hparams = DeleteHparams
-    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
-    # where its run for that profile has not covered this method yet.
-    profile_defaults = {"cpu": {"lr": 3e-4}, "smoke": {"lr": 3e-3}}
+    # The tuning protocol's choice (``mu_lib/tuned``); smoke's below until its run covers this
+    # method.
+    profile_defaults = {"smoke": {"lr": 3e-3}}
 
     def loss(self, ctx: Context, batch: Batch) -> torch.Tensor:
         t = forget_teacher_logits(ctx, batch)

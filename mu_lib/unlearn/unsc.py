@@ -117,9 +117,6 @@ class UNSC(Method):
     source = "Chen et al., Machine Unlearning via Null Space Calibration, IJCAI 2024"
     uses_retain = True
     Hparams = UNSCHparams
-    # ``cpu`` / ``smoke``: the tuning protocol's choice (``mu_lib/tuned``); a value below only
-    # where its run for that profile has not covered this method yet.
-    profile_defaults = {"cpu": {"lr": 1e-2}}
 
     def prepare(self, ctx: Context) -> None:
         xf, _ = ctx.forget
