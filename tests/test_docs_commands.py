@@ -189,3 +189,11 @@ def test_a_failing_chapter_is_one_line_naming_it_and_its_notebook(tmp_path):
     assert done.returncode == 2
     assert last.startswith("mu: error: chapter appB_pra failed") and ".ipynb" in last
     assert "CalledProcessError" not in done.stderr
+
+
+def test_chapters_run_longest_first_and_a_cold_build_starts_with_claims():
+    names = ["s3_1_over_unlearning", "s5_2_main_results", "appB_pra", "claims"]
+    cold = book.run_order(names, {})
+    assert cold[:2] == ["claims", "s5_2_main_results"]  # the known long ones lead a cold build
+    warm = book.run_order(names, {n: {"seconds": s} for n, s in zip(names, (50, 90, 5, 300))})
+    assert warm == ["claims", "s5_2_main_results", "s3_1_over_unlearning", "appB_pra"]
