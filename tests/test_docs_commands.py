@@ -195,5 +195,7 @@ def test_chapters_run_longest_first_and_a_cold_build_starts_with_claims():
     names = ["s3_1_over_unlearning", "s5_2_main_results", "appB_pra", "claims"]
     cold = book.run_order(names, {})
     assert cold[:2] == ["claims", "s5_2_main_results"]  # the known long ones lead a cold build
-    warm = book.run_order(names, {n: {"seconds": s} for n, s in zip(names, (50, 90, 5, 300))})
+    warm = book.run_order(
+        names, {n: {"seconds": s} for n, s in zip(names, (50, 90, 5, 300), strict=True)}
+    )
     assert warm == ["claims", "s5_2_main_results", "s3_1_over_unlearning", "appB_pra"]
