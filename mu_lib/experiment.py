@@ -111,10 +111,10 @@ class Result:
 
 
 _STORE: Store | None = None
-_MEMO: dict[str, Any] = {}
 
 
 def store() -> Store:
+    """The store of ``$MU_CACHE_DIR`` (a new one, with an empty memo, when that changes)."""
     global _STORE
     if _STORE is None or _STORE.root != Store().root:
         _STORE = Store()
@@ -131,9 +131,10 @@ def split_for(cfg: RunConfig) -> ForgetSplit:
         f"split:{dataset}:{data_fingerprint(dataset)}:{cfg.forget_classes}:"
         f"{p.train_per_class}:{p.test_per_class}"
     )
-    if key not in _MEMO:
-        _MEMO[key] = make_split(dataset, cfg.forget_classes, p.train_per_class, p.test_per_class)
-    return _MEMO[key]
+    memo = store().memo
+    if key not in memo:
+        memo[key] = make_split(dataset, cfg.forget_classes, p.train_per_class, p.test_per_class)
+    return memo[key]
 
 
 def original_config(cfg: RunConfig) -> dict[str, Any]:
@@ -180,8 +181,9 @@ def _load_or_build(kind: str, conf: dict, cfg: RunConfig, build) -> tuple[nn.Mod
     """
     device = resolve_device(cfg.device)
     key = entry_key(conf)
-    if key in _MEMO:
-        model, secs = _MEMO[key]
+    memo = store().memo
+    if key in memo:
+        model, secs = memo[key]
         return model, secs, True
     model = new_model(cfg)
     fits = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
@@ -202,7 +204,7 @@ def _load_or_build(kind: str, conf: dict, cfg: RunConfig, build) -> tuple[nn.Mod
         check_finite_model(model, kind, conf)
         store().put_tensors(kind, key, model.state_dict(), {"config": conf, "secs": secs})
     model.eval()
-    _MEMO[key] = (model, secs)
+    memo[key] = (model, secs)
     return model, secs, hit
 
 
@@ -292,7 +294,7 @@ def unlearn_from(
         generator=seed_everything(cfg.seed + 1),
         backbone=cfg.backbone,
         # the original's config already names its seed and device
-        shared=_MEMO.setdefault(
+        shared=store().memo.setdefault(
             f"shared:{entry_key(original_config(cfg))}:{split.forget_classes}", {}
         ),
     )
@@ -324,7 +326,8 @@ def neighbours(
     eps = p.pgd_eps if eps is None else eps
     key = f"nb:{entry_key(original_config(cfg))}:{cfg.forget_classes}:{kind}:{eps}"
     key += f":{cfg.neighbours}"
-    if key not in _MEMO:
+    memo = store().memo
+    if key not in memo:
         original, _, _ = original_model(cfg)
         xf, yf = split_for(cfg).forget_train
         if kind not in ("pgd", "gauss"):
@@ -355,8 +358,8 @@ def neighbours(
             )
         else:
             xp = gaussian(xf, std=p.gaussian_std, seed=cfg.seed)
-        _MEMO[key] = (xp, predict_logits(original, xp, p.eval_batch))
-    return _MEMO[key]
+        memo[key] = (xp, predict_logits(original, xp, p.eval_batch))
+    return memo[key]
 
 
 AUTHORS_GAUSS_STD = 0.01  # the authors' notebook: std 0.01 on normalised tensors

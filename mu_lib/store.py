@@ -119,6 +119,10 @@ class Store:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root).expanduser() if root else cache_dir() / "store"
         self.disabled = os.environ.get("MU_NO_CACHE", "") == "1"
+        # The one in-process memo (models, splits, neighbours, shared unlearning state), keyed like
+        # the entries: it lives and dies with this store, so pointing MU_CACHE_DIR elsewhere (or
+        # ``memo.clear()``, "a new process") never serves what another cache produced.
+        self.memo: dict[str, Any] = {}
 
     # ------------------------------------------------------------ paths
     def _path(self, kind: str, key: str, ext: str) -> Path:

@@ -61,7 +61,7 @@ def test_corrupt_cache_entries_are_rebuilt(tmp_path, monkeypatch):
         p.write_bytes(b"\x00garbage")
     import mu_lib.experiment as ex
 
-    ex._MEMO.clear()
+    ex.store().memo.clear()
     with pytest.warns(UserWarning, match="rebuilding"):
         again = run(cfg)
     assert not again.cached
@@ -73,9 +73,9 @@ def test_same_seed_same_numbers_without_cache(monkeypatch):
     import mu_lib.experiment as ex
 
     cfg = BASE.replace(method="spotter", seed=2)
-    ex._MEMO.clear()
+    ex.store().memo.clear()
     a = run(cfg).metrics
-    ex._MEMO.clear()
+    ex.store().memo.clear()
     b = run(cfg).metrics
     assert a == b
 
@@ -166,7 +166,7 @@ def test_cached_model_reports_its_build_time_not_its_load_time(tmp_path, monkeyp
     cfg = BASE.replace(method="delete", seed=6, overrides={"epochs": 2})
     _, built_secs, hit, _ = unlearned_model(cfg)
     assert not hit and built_secs > 0
-    ex._MEMO.clear()  # a new process: the model now comes from the store
+    ex.store().memo.clear()  # a new process: the model now comes from the store
     _, loaded_secs, hit, _ = unlearned_model(cfg)
     assert hit and loaded_secs == pytest.approx(built_secs)
     _, memo_secs, hit, _ = unlearned_model(cfg)  # and from this process's memo
@@ -222,6 +222,6 @@ def test_spotter_runs_share_their_training_neighbours(monkeypatch):
     run(cfg.replace(overrides={"epochs": 1, "lambda2": 0.1}))
     run(cfg.replace(base="delete", overrides={"epochs": 1}))
     assert calls == [0.03]
-    ex._MEMO.clear()  # a fresh process recomputes them and gets the same result
+    ex.store().memo.clear()  # a fresh process recomputes them and gets the same result
     assert run(cfg).metrics == first
     assert calls == [0.03, 0.03]

@@ -511,7 +511,7 @@ def test_poisoned_original_model_is_rebuilt_end_to_end(base_result):
     st = {k: v.clone() for k, v in ex.store().get_tensors("models", key).items()}
     st[_first_float(st)].view(-1)[0] = float("nan")
     save_file(st, str(path), metadata={"key": key})
-    ex._MEMO.clear()
+    ex.store().memo.clear()
     with pytest.warns(UserWarning, match="checksum"):
         model, _, hit = ex.original_model(BASE)
     assert not hit and all(torch.isfinite(v).all() for v in model.state_dict().values())
@@ -835,7 +835,7 @@ def test_run_recomputes_after_a_code_edit(base_result, package_copy, tmp_path, m
         package_copy, tmp_path / "edit", "metrics.py", "def ", "def _new():\n    return 2\n\n\ndef "
     )
     monkeypatch.setattr(store, "code_fingerprint", lambda root, book=None: real(root, edited))
-    ex._MEMO.clear()
+    ex.store().memo.clear()
     again = run(BASE)
     assert not again.cached and not again.details["original_cached"]  # all recomputed
     assert again.metrics == base_result.metrics  # (the edit changed nothing that counts)

@@ -17,7 +17,8 @@ from mu_lib.experiment import RunConfig, split_for, unlearned_model
 
 def test_the_attack_cannot_receive_labels_retained_data_or_the_original_model():
     params = list(inspect.signature(mra.membership_recall).parameters)
-    assert params == ["unlearned", "x_forgotten", "x_public", "num_classes", "hp"]
+    # memo: the attack's own first distillation, kept for its next call (keyed by the teacher)
+    assert params == ["unlearned", "x_forgotten", "x_public", "num_classes", "hp", "memo"]
     forbidden = ("retain", "original", "label", "y_", "split", "cfg")
     assert not [p for p in params if any(f in p for f in forbidden)]
     # and the hyperparameters carry no data either

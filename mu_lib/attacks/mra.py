@@ -400,15 +400,12 @@ def _calibrated(model: nn.Module, pool: torch.Tensor, nf: int, on: bool):
     return torch.softmax(logp + b, 1), b
 
 
-_KD_MEMO: dict[tuple, tuple] = {}
-
-
 def _kd_key(model: nn.Module, pool: torch.Tensor, hp: MRAHparams) -> tuple:
     """Fingerprint of what the first distillation depends on (teacher weights, pool, settings)."""
     w = [t.detach().double() for t in model.state_dict().values() if t.is_floating_point()]
     x = pool.double()
     return (
-        id(model),
+        "mra-kd",
         float(sum(t.sum() for t in w)),
         float(sum((t * t).sum() for t in w)),
         tuple(pool.shape),
@@ -429,11 +426,14 @@ def membership_recall(
     x_public: torch.Tensor,
     num_classes: int,
     hp: MRAHparams | None = None,
+    memo: dict | None = None,
 ) -> MRAResult:
     """Recall the labels of ``x_forgotten`` from ``unlearned`` (see the module docstring).
 
     Takes no labels, no original model and no retained data, by construction.  The unlearned
-    model is never modified (white-box fine-tunes a copy).
+    model is never modified (white-box fine-tunes a copy).  ``memo`` (the store's in-process memo
+    when a chapter runs it): the first distillation, which no setting changes, is kept there and
+    reused by the next call on the same model and pool.
     """
     hp, device, pool = _setup(unlearned, x_forgotten, x_public, num_classes, hp)
     g = seed_everything(hp.seed)
@@ -452,21 +452,21 @@ def membership_recall(
     # 1. plain knowledge distillation from the raw teacher: the ablation's end point.  It does
     # not depend on the setting, so a second call on the same inputs reuses it (in-process).
     key = _kd_key(unlearned, pool, hp)
-    if key in _KD_MEMO:
-        state, res.distill_labels, g_state, rng_state = _KD_MEMO[key]
+    if memo is not None and key in memo:
+        state, res.distill_labels, g_state, rng_state = memo[key]
         student.load_state_dict(state)
         g.set_state(g_state)
         rng.bit_generator.state = rng_state
     else:
         _distill(student, teacher, pool, hp.distill_epochs, 1.0, None, hp, g, rng, device, "kd")
         res.distill_labels = labels_of(student)
-        _KD_MEMO.clear()  # keep one entry: the models are small, but pools need not be
-        _KD_MEMO[key] = (
-            copy.deepcopy(student.state_dict()),
-            res.distill_labels,
-            g.get_state(),
-            copy.deepcopy(rng.bit_generator.state),
-        )
+        if memo is not None:
+            memo[key] = (
+                copy.deepcopy(student.state_dict()),
+                res.distill_labels,
+                g.get_state(),
+                copy.deepcopy(rng.bit_generator.state),
+            )
 
     # 2. learning with noisy labels
     def select(prob_a: torch.Tensor, prob_b: torch.Tensor):
@@ -540,7 +540,7 @@ def recall_experiment(
     recall per forget class; ``label_hist``, where the forgotten samples' labels land per class.
     """
     # experiment sits above attacks in the module order; import it only when asked to run one
-    from ..experiment import split_for, unlearn_config, unlearned_model
+    from ..experiment import split_for, store, unlearn_config, unlearned_model
     from ..store import Store
 
     hp = dataclasses.replace(hp or MRAHparams(), setting=setting)
@@ -566,7 +566,7 @@ def recall_experiment(
         x_public = split.x_test[pick]
         model, _, _, _ = unlearned_model(cfg)
         t0 = time.perf_counter()
-        res = membership_recall(model, xf, x_public, split.num_classes, hp)
+        res = membership_recall(model, xf, x_public, split.num_classes, hp, memo=store().memo)
         secs = time.perf_counter() - t0
         _, offsets = _calibrated(
             model, torch.cat([xf, x_public]).to(res.labels.device), len(xf), True
