@@ -21,8 +21,8 @@ from mu_lib.experiment import RunConfig, neighbours, original_model, split_for
 from mu_lib.infer import embed_all, predict_logits
 from mu_lib.metrics import ou_from_logits
 from mu_lib.perturb import pgd_linf
-from mu_lib.unlearn import Context, build_method
-from mu_lib.util import resolve_device, seed_everything
+from mu_lib.unlearn import build_method, make_context
+from mu_lib.util import resolve_device
 
 
 def timed(fn, repeats: int) -> float:
@@ -39,17 +39,18 @@ def one_epoch(cfg: RunConfig, name: str, overrides: dict) -> None:
     original, _, _ = original_model(cfg)
     split = split_for(cfg)
     method = build_method(name, p.name, {**overrides, "epochs": 1}, 1)
-    ctx = Context(
-        original=original,
-        model=copy.deepcopy(original),
-        forget=split.forget_train,
-        retain=None,
+    ctx = make_context(
+        method,
+        original,
+        copy.deepcopy(original),
+        split.forget_train,
+        None,
         num_classes=split.num_classes,
         forget_classes=split.forget_classes,
         seed=0,
         device=resolve_device(cfg.device),
         profile=p,
-        generator=seed_everything(0),
+        generator_seed=0,
     )
     method.unlearn(ctx)
 

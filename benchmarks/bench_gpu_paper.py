@@ -45,7 +45,7 @@ from mu_lib.metrics import ou_from_logits
 from mu_lib.perturb import gaussian, pgd_linf
 from mu_lib.profiles import get_profile
 from mu_lib.train import train_classifier
-from mu_lib.unlearn import Context, build_method
+from mu_lib.unlearn import Context, build_method, make_context
 from mu_lib.util import resolve_device, seed_everything, to_device
 
 # Table 1's rows (notebooks/s5_2_main_results.md: ``methods``; Spotter twice, lambda2 0.1 and 1).
@@ -104,22 +104,18 @@ def train_throughput(prof, split, device: str, backbone: str, steps: int) -> flo
 def context(method, prof, split, original, device: str, seed: int = 0) -> Context:
     """The context ``experiment.unlearn_from`` builds: a frozen copy of the original, D_f (and
     D_r for the methods that use it) on the device."""
-    xf, yf = split.forget_train
-    xr, yr = split.retain_train
-    frozen = copy.deepcopy(original).eval()
-    for q in frozen.parameters():
-        q.requires_grad_(False)
-    return Context(
-        original=frozen,
-        model=copy.deepcopy(original),
-        forget=(xf.to(device), yf.to(device)),
-        retain=(xr.to(device), yr.to(device)) if method.needs_retain else None,
+    return make_context(
+        method,
+        original,
+        copy.deepcopy(original),
+        split.forget_train,
+        split.retain_train,
         num_classes=split.num_classes,
         forget_classes=split.forget_classes,
         seed=seed,
         device=device,
         profile=prof,
-        generator=seed_everything(seed),
+        generator_seed=seed,
     )
 
 

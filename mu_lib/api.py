@@ -23,7 +23,7 @@ from torch import nn
 from . import MuError
 from .adapter import adapt
 from .profiles import get_profile
-from .util import resolve_device, seed_everything
+from .util import resolve_device
 
 
 def _labels(y: torch.Tensor, what: str) -> torch.Tensor:
@@ -62,7 +62,7 @@ def unlearn(
         unambiguous) and the input normalisation your model expects (none by default).
     hparams: the method's hyperparameters (e.g. ``lr=1e-4, epochs=10, lambda2=1.0``).
     """
-    from .unlearn import Context, build_method
+    from .unlearn import build_method, make_context
 
     x, y = forget
     y = _labels(y, "forget")
@@ -80,24 +80,11 @@ def unlearn(
     m = build_method(method, prof.name, hparams, prof.unlearn_epochs, base=base)
     if m.needs_retain and retain is None:
         raise MuError(f"method {method!r} uses retained data: pass retain=(images, labels)")
-    frozen = copy.deepcopy(adapted).eval()
-    for p in frozen.parameters():
-        p.requires_grad_(False)
-    ret = None
-    if m.needs_retain:
-        ret = (retain[0].to(dev), _labels(retain[1], "retain").to(dev))
-    ctx = Context(
-        original=frozen,
-        model=adapted,
-        forget=(x.to(dev), y.to(dev)),
-        retain=ret,
-        num_classes=n,
-        forget_classes=fc,
-        seed=seed,
-        device=dev,
-        profile=prof,
-        generator=seed_everything(seed + 1),
-    )
+    ret = (retain[0], _labels(retain[1], "retain")) if m.needs_retain else None
+    ctx = make_context(
+        m, adapted, adapted, (x, y), ret, num_classes=n, forget_classes=fc, seed=seed,
+        device=dev, profile=prof,
+    )  # fmt: skip
     out = m.unlearn(ctx)
     if out is not adapted:  # methods that return a new model (e.g. retraining)
         return out

@@ -3,7 +3,6 @@ all through the content-addressed cache, so chapters that share a model share it
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import time
@@ -31,7 +30,7 @@ from .perturb import (
 from .profiles import Profile, get_profile
 from .store import Store, config_key, finite_json
 from .train import train_classifier
-from .unlearn import Context, Method, build_method
+from .unlearn import Method, build_method, make_context
 from .util import resolve_device, seed_everything, to_device
 from .validate import check_run_settings
 
@@ -273,25 +272,17 @@ def unlearn_from(
     # in place, and in the cache's layout: channels-last changes the floats of the result
     to_device(model, device)
     model.load_state_dict(original.state_dict())
-    xf, yf = split.forget_train
-    retain = None
-    if method.needs_retain:
-        xr, yr = split.retain_train
-        retain = (xr.to(device), yr.to(device))
-    frozen = copy.deepcopy(original).eval()
-    for q in frozen.parameters():
-        q.requires_grad_(False)
-    ctx = Context(
-        original=frozen,
-        model=model,
-        forget=(xf.to(device), yf.to(device)),
-        retain=retain,
+    ctx = make_context(
+        method,
+        original,
+        model,
+        split.forget_train,
+        split.retain_train,
         num_classes=split.num_classes,
         forget_classes=split.forget_classes,
         seed=cfg.seed,
         device=device,
         profile=cfg.prof,
-        generator=seed_everything(cfg.seed + 1),
         backbone=cfg.backbone,
         # the original's config already names its seed and device
         shared=store().memo.setdefault(

@@ -26,7 +26,6 @@ other chapters.  Per round we report
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -54,8 +53,8 @@ from .infer import predict_logits
 from .metrics import accuracy_suite, ou_from_logits, percent_correct
 from .perturb import pgd_linf
 from .store import config_key
-from .unlearn import Context
-from .util import progress, resolve_device, seed_everything, to_device
+from .unlearn import make_context
+from .util import progress, resolve_device, to_device
 
 FORGET_DATA = ("round", "all")
 PAPER_FRACTIONS: tuple[float, ...] = (0.1, 0.3, 0.5)
@@ -261,30 +260,24 @@ class Sequential:
         t0 = time.perf_counter()
         model.load_state_dict(teacher.state_dict())
         model = to_device(model, self.device)
-        frozen = copy.deepcopy(teacher).eval()
-        for q in frozen.parameters():
-            q.requires_grad_(False)
         split = split_for(self.round_cfg(r))
         xf, yf = split.forget_train
         if self.forget_data == "round":
             keep = yf == self.order[r - 1]
             xf, yf = xf[keep], yf[keep]
         method = method_for(self.cfg)
-        retain = None
-        if method.needs_retain:
-            xr, yr = split.retain_train
-            retain = (xr.to(self.device), yr.to(self.device))
-        ctx = Context(
-            original=frozen,
-            model=model,
-            forget=(xf.to(self.device), yf.to(self.device)),
-            retain=retain,
+        ctx = make_context(
+            method,
+            teacher,
+            model,
+            (xf, yf),
+            split.retain_train,
             num_classes=split.num_classes,
             forget_classes=split.forget_classes,
             seed=self.cfg.seed,
             device=self.device,
             profile=self.cfg.prof,
-            generator=seed_everything(self.cfg.seed + 1 + 1000 * (r - 1)),
+            generator_seed=self.cfg.seed + 1 + 1000 * (r - 1),
             backbone=self.cfg.backbone,
         )
         out = method.unlearn(ctx)

@@ -21,6 +21,7 @@ from .base import (
     Method,
     build_method,
     get_method_class,
+    make_context,
     register,
     run_unlearning,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "Method",
     "build_method",
     "get_method_class",
+    "make_context",
     "register",
     "run_unlearning",
 ]

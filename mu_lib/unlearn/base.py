@@ -9,6 +9,7 @@ method through ``train.fit``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from torch import nn
 from .. import MuError, tuned
 from ..data import batches
 from ..train import fit, make_optimizer
+from ..util import seed_everything
 from ..validate import check_fields
 
 
@@ -112,6 +114,45 @@ class Context:
     @property
     def retain_classes(self) -> list[int]:
         return [c for c in range(self.num_classes) if c not in self.forget_classes]
+
+
+def make_context(
+    method: Method,
+    original: nn.Module,
+    model: nn.Module,
+    forget: tuple[torch.Tensor, torch.Tensor],
+    retain: tuple[torch.Tensor, torch.Tensor] | None,
+    *,
+    num_classes: int,
+    forget_classes: tuple[int, ...],
+    seed: int,
+    device: str,
+    profile: Any,
+    generator_seed: int | None = None,
+    backbone: str | None = None,
+    shared: dict[str, Any] | None = None,
+) -> Context:
+    """The one way the library builds a :class:`Context`: a frozen eval copy of ``original`` as the
+    teacher, the data on ``device``, retained data only for a method that uses it, and the run's
+    generator (``seed + 1`` unless ``generator_seed`` is given)."""
+    frozen = copy.deepcopy(original).eval()
+    for q in frozen.parameters():
+        q.requires_grad_(False)
+    keep = retain if method.needs_retain else None
+    return Context(
+        original=frozen,
+        model=model,
+        forget=(forget[0].to(device), forget[1].to(device)),
+        retain=None if keep is None else (keep[0].to(device), keep[1].to(device)),
+        num_classes=num_classes,
+        forget_classes=tuple(forget_classes),
+        seed=seed,
+        device=device,
+        profile=profile,
+        generator=seed_everything(seed + 1 if generator_seed is None else generator_seed),
+        backbone=backbone,
+        shared={} if shared is None else shared,
+    )
 
 
 class Method:
