@@ -60,7 +60,8 @@ def recall_table(res: dict, methods: Sequence[str]) -> pd.DataFrame:
     """One row per method: recall on D_f of each approach (%), gains and attack times."""
     rows = []
     for m in methods:
-        q, w = res[m, "query_only"], res[m, "white_box"]
+        q = {k: np.nan if v is None else v for k, v in res[m, "query_only"].items()}
+        w = {k: np.nan if v is None else v for k, v in res[m, "white_box"].items()}
         rows.append(
             {
                 "method": m,
@@ -75,13 +76,18 @@ def recall_table(res: dict, methods: Sequence[str]) -> pd.DataFrame:
                 "Δ query-only − plain distillation": q["mra_acc"] - q["distill_acc"],
                 "rounds (query-only)": " → ".join(f"{a:.1f}" for a in q["round_acc"]),
                 "attack s (query-only / white-box)": f"{q['secs']:.0f} / {w['secs']:.0f}",
+                "note": "; ".join(
+                    f"{s.replace('_', '-')}: attack diverged ({r['diverged']})"
+                    for s, r in (("query_only", q), ("white_box", w))
+                    if isinstance(r.get("diverged"), str)
+                ),
             }
         )
     return pd.DataFrame(rows).round(2)
 
 
 def forget_class(res: dict, methods: Sequence[str]) -> int:
-    return int(next(iter(res[methods[0], "query_only"]["per_class"])))
+    return next(int(c) for m in methods for c in res[m, "query_only"]["per_class"])
 
 
 def plot_label_hist(res: dict, methods: Sequence[str]):
@@ -96,6 +102,10 @@ def plot_label_hist(res: dict, methods: Sequence[str]):
     width = 0.8 / len(KINDS)
     for ax, m in zip(axes.flat, methods, strict=False):
         hist = res[m, "query_only"]["label_hist"]
+        ax.set_title(method_label(m))
+        if not hist:  # the attack diverged: nothing to show
+            ax.text(0.5, 0.5, "attack diverged", ha="center", va="center", fontsize=8)
+            continue
         classes = np.arange(len(hist["mra"]))
         for j, (key, name) in enumerate(KINDS):
             ax.bar(classes + (j - 1.5) * width, hist[key], width, label=name, color=f"C{j}")
@@ -160,6 +170,13 @@ def reading(df: pd.DataFrame) -> str:
             f"option, no training) on {len(rounds_hurt)} method(s) ({_names(rounds_hurt)}): "
             "there the class-balance prior, which the reference attack does not have, recalls "
             "more than the reference's rounds.",
+        ]
+        + [
+            f"- On {method_label(r.method)} the attack's own fine-tuning diverged at the "
+            f"reference's learning rates ({r.note}): no recall is reported for it, which is a "
+            "failed attack, not evidence that the model resists it."
+            for r in df.itertuples()
+            if getattr(r, "note", "")
         ]
     )
 
