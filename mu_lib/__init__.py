@@ -1,7 +1,7 @@
 """mu_lib: class-level machine unlearning, its blind spots (over-unlearning, prototypical
 relearning) and the Spotter remedy, as a small GPU-ready library."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 class MuError(ValueError):
