@@ -201,6 +201,24 @@ def beside_paper(
 INTEGER_COLUMNS = {"n", "N", "shots", "k", "seed", "seeds", "count", "epochs", "round", "classes"}
 
 
+def interactive_table(df: pd.DataFrame, page_length: int = 25):
+    """A long table the reader can sort and filter (itables, with its JavaScript embedded in the
+    page, so it works offline), carrying a static copy that shows where JavaScript does not run;
+    the plain styled table where itables is not installed.  Use it once per page: each call
+    embeds the DataTables bundle."""
+    try:
+        from itables import javascript as itj
+        from itables import options
+    except ImportError:
+        return df.style.hide(axis="index")
+    from IPython.display import HTML
+
+    table = itj.to_html_datatable(
+        df, connected=False, pageLength=page_length, showIndex=False, classes="display compact"
+    )
+    return HTML(itj.generate_init_offline_itables_html(options.dt_bundle) + table)
+
+
 def style_table(df: pd.DataFrame, digits: int = 2, profile=None):
     """A compact display of a result table (4 decimals for OU columns, learning rates as 3e-04,
     whole numbers as integers, dashes for missing; methods named by ``labels.method_label`` and,

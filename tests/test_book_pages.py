@@ -227,3 +227,13 @@ def test_ours_paper_and_difference_share_one_grouped_header():
     html = style_table(beside_paper(ours, paper, "method", ["acc_f"])).to_html()
     assert 'colspan="3">acc_f<' in html and ">ours<" in html and ">Δ<" in html
     assert "acc_f (ours)" not in html
+
+
+def test_long_tables_are_sortable_offline_and_keep_a_static_copy():
+    import pandas as pd
+
+    from mu_lib.report import interactive_table
+
+    html = interactive_table(pd.DataFrame({"metric": ["acc_f", "ou"], "ours": [1.5, 0.02]})).data
+    assert "_fallback" in html and "<td" in html and "1.5" in html  # static copy of the rows
+    assert "unpkg" not in html and "cdn." not in html  # the DataTables bundle is in the page

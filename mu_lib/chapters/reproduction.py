@@ -61,6 +61,17 @@ def side_by_side(tables: dict[str, tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
     return report.dropna(subset=["paper", "ours"])
 
 
+def rounded(report: pd.DataFrame) -> pd.DataFrame:
+    """Four significant digits in the number columns (the interactive table shows raw values)."""
+    out = report.copy()
+    for c in ("ours", "paper", "difference"):
+        if c in out:
+            out[c] = pd.to_numeric(out[c], errors="coerce").map(
+                lambda v: float(f"{v:.4g}") if pd.notna(v) else v
+            )
+    return out
+
+
 def same_setting(profile: Profile) -> bool:
     """Whether the profile runs the paper's own datasets and backbone (numbers compare)."""
     return profile.backbone == PAPER_BACKBONE and all(
