@@ -11,7 +11,16 @@ import pandas as pd
 import torch
 
 from .attacks.relearn import DEFAULT_RELEARN_LRS, relearn_sweep
-from .experiment import RunConfig, neighbours, original_model, pra_for, split_for, unlearned_model
+from .experiment import (
+    RunConfig,
+    neighbours,
+    original_model,
+    pra_for,
+    split_for,
+    store,
+    unlearn_config,
+    unlearned_model,
+)
 from .infer import embed_all, predict_logits
 from .labels import config_label, method_label
 from .metrics import js_div, kl_div, masked_softmax
@@ -44,44 +53,68 @@ def relearning_curves(
     alpha, fine-tuning its learning rate from ``lrs``.  The strongest rate's result, whatever it
     costs, is kept as well ("any acc_r" columns).
     """
+    return pd.DataFrame(
+        [
+            {"method": label(cfg), **row}
+            for cfg in cfgs
+            for row in _relearning_rows(cfg, tuple(shots), epochs, tuple(lrs))
+        ]
+    )
+
+
+def _relearning_rows(cfg: RunConfig, shots, epochs: int, lrs) -> list[dict]:
+    """One configuration's rows of :func:`relearning_curves`, through the store: the 20 fine-tunings
+    and their full-set evaluations are most of Section 3.2's cold time (cpu: about 4 minutes per
+    model), and a warm build reads them back."""
+    conf = {
+        "what": "relearning_curves",
+        "unlearned": unlearn_config(cfg),
+        "shots": list(shots),
+        "epochs": epochs,
+        "lrs": [float(v) for v in lrs],
+        "pra_form": cfg.pra_form,
+        "alphas": [float(a) for a in cfg.alphas],
+        "device": resolve_device(cfg.device),
+    }
+    return store().cached("results", conf, lambda: {"rows": _compute_relearning(cfg, conf)})["rows"]
+
+
+def _compute_relearning(cfg: RunConfig, conf: dict) -> list[dict]:
+    split = split_for(cfg)
+    model, *_ = unlearned_model(cfg)
+    attack = pra_for(cfg, model)
+    xf, yf = split.forget_train
     rows = []
-    for cfg in cfgs:
-        split = split_for(cfg)
-        model, *_ = unlearned_model(cfg)
-        attack = pra_for(cfg, model)
-        device = resolve_device(cfg.device)
-        xf, yf = split.forget_train
-        for n in shots:
-            idx = split.shot_indices(n, cfg.seed)
-            tuned = relearn_sweep(
-                model,
-                (xf[idx], yf[idx]),
-                split.forget_train,
-                split.retain_train,
-                lrs,
-                unlearned_acc_r=attack.acc_r,
-                epochs=epochs,
-                seed=cfg.seed,
-                device=device,
-            )
-            pra = attack.sweep(idx, cfg.pra_form, cfg.alphas)
-            rows.append(
-                {
-                    "method": label(cfg),
-                    "N": n,
-                    "unlearned acc_f": attack.acc_f,
-                    "unlearned acc_r": attack.acc_r,
-                    "relearn acc_f": tuned.chosen_acc_f,
-                    "relearn acc_r": tuned.chosen_acc_r,
-                    "relearn lr": tuned.lr,
-                    f"relearn acc_f (lr {tuned.lrs[-1]:g}, any acc_r)": tuned.acc_f[-1],
-                    f"relearn acc_r (lr {tuned.lrs[-1]:g}, any acc_r)": tuned.acc_r[-1],
-                    "PRA proto_acc_f": pra.chosen_proto_acc_f,
-                    "PRA acc_r_star": pra.chosen_acc_r_star,
-                    "PRA alpha": pra.alpha,
-                }
-            )
-    return pd.DataFrame(rows)
+    for n in conf["shots"]:
+        idx = split.shot_indices(n, cfg.seed)
+        tuned = relearn_sweep(
+            model,
+            (xf[idx], yf[idx]),
+            split.forget_train,
+            split.retain_train,
+            conf["lrs"],
+            unlearned_acc_r=attack.acc_r,
+            epochs=conf["epochs"],
+            seed=cfg.seed,
+            device=conf["device"],
+        )
+        pra = attack.sweep(idx, cfg.pra_form, cfg.alphas)
+        rows.append(
+            {
+                "N": n,
+                "unlearned acc_f": attack.acc_f,
+                "unlearned acc_r": attack.acc_r,
+                "relearn acc_f": tuned.chosen_acc_f,
+                "relearn acc_r": tuned.chosen_acc_r,
+                "relearn lr": tuned.lr,
+                f"relearn acc_f (lr {tuned.lrs[-1]:g}, any acc_r)": tuned.acc_f[-1],
+                f"relearn acc_r (lr {tuned.lrs[-1]:g}, any acc_r)": tuned.acc_r[-1],
+                "PRA proto_acc_f": pra.chosen_proto_acc_f,
+                "PRA acc_r_star": pra.chosen_acc_r_star,
+                "PRA alpha": pra.alpha,
+            }
+        )
+    return rows
 
 
 def alpha_sweep(cfg: RunConfig, alphas: Sequence[float], form: str | None = None) -> pd.DataFrame:

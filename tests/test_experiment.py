@@ -3,6 +3,7 @@
 import json
 import os
 
+import pandas as pd
 import pytest
 
 from mu_lib import MuError
@@ -225,3 +226,18 @@ def test_spotter_runs_share_their_training_neighbours(monkeypatch):
     ex.store().memo.clear()  # a fresh process recomputes them and gets the same result
     assert run(cfg).metrics == first
     assert calls == [0.03, 0.03]
+
+
+def test_relearning_curves_come_back_from_the_store(monkeypatch):
+    from mu_lib import analysis
+
+    cfg = RunConfig(method="original", profile="smoke", seed=0)
+    first = analysis.relearning_curves([cfg], shots=(1,), lrs=(1e-3,))
+
+    def refuse(*_a, **_k):
+        raise AssertionError("recomputed: the curves were not read from the store")
+
+    monkeypatch.setattr(analysis, "relearn_sweep", refuse)
+    again = analysis.relearning_curves([cfg], shots=(1,), lrs=(1e-3,))
+    pd.testing.assert_frame_equal(first, again)
+    assert list(first.columns[:3]) == ["method", "N", "unlearned acc_f"]
