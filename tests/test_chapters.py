@@ -520,3 +520,11 @@ def test_a_diverged_attack_is_a_row_with_no_recall_and_a_note_not_a_crash(monkey
         math.isnan(df.loc[0, "MRA white-box"]) and "white-box: attack diverged" in df.loc[0, "note"]
     )
     assert "failed attack, not evidence" in membership.reading(df)
+
+
+def test_the_switch_legend_names_every_definition_once_per_wording():
+    from mu_lib.chapters import definitions
+
+    leg = definitions.legend()
+    assert set(leg["definition"]) == {s.item for s in definitions.SWITCHES}
+    assert list(leg.columns) == ["definition", "now", "option"]

@@ -95,6 +95,21 @@ def switch_effects(
     return pd.DataFrame(out)
 
 
+def legend() -> pd.DataFrame:
+    """What "now" and "option" mean for each switch (kept apart so the values table fits the page)."""
+    rows = {(s.item, s.now, s.other) for s in SWITCHES}
+    order = [s.item for s in SWITCHES]
+    rows = sorted(rows, key=lambda r: order.index(r[0]))
+    return pd.DataFrame(rows, columns=["definition", "now", "option"])
+
+
+def shown(effects: pd.DataFrame) -> pd.DataFrame:
+    """The values of ``switch_effects``, one line per (definition, method, metric)."""
+    return effects[["definition", "method", "metric", "value now", "value other"]].rename(
+        columns={"value other": "value with the option"}
+    )
+
+
 def shared_at_start(backbone: str, num_classes: int = 10, channels: int = 3, size: int = 32):
     """(tensors the old retrain start shared with the original, tensors now shared, total): the
     old rule called ``reset_parameters`` on a copy of the original; the new one rebuilds the
