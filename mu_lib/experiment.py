@@ -113,10 +113,12 @@ _STORE: Store | None = None
 
 
 def store() -> Store:
-    """The store of ``$MU_CACHE_DIR`` (a new one, with an empty memo, when that changes)."""
+    """The store of ``$MU_CACHE_DIR`` (a new one, with an empty memo, when that or
+    ``$MU_NO_CACHE`` changes: a store made while caching was off must not stay off)."""
     global _STORE
-    if _STORE is None or _STORE.root != Store().root:
-        _STORE = Store()
+    now = Store()
+    if _STORE is None or (_STORE.root, _STORE.disabled) != (now.root, now.disabled):
+        _STORE = now
     return _STORE
 
 

@@ -241,3 +241,12 @@ def test_relearning_curves_come_back_from_the_store(monkeypatch):
     again = analysis.relearning_curves([cfg], shots=(1,), lrs=(1e-3,))
     pd.testing.assert_frame_equal(first, again)
     assert list(first.columns[:3]) == ["method", "N", "unlearned acc_f"]
+
+
+def test_the_store_follows_mu_no_cache_both_ways(monkeypatch):
+    import mu_lib.experiment as ex
+
+    monkeypatch.setenv("MU_NO_CACHE", "1")
+    assert ex.store().disabled
+    monkeypatch.delenv("MU_NO_CACHE")
+    assert not ex.store().disabled  # a store made while caching was off does not stay off
