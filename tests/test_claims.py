@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -160,3 +161,5 @@ def test_scoreboard_html_escapes_thresholds_and_links_chapters():
     html = scoreboard_html(scoreboard(verdicts({"table1": [paper_like_unit()]})))
     assert "Acc_f &lt;= 1, Proto-Acc_f &lt;= 10, Acc_rt &gt;= original - 2" in html
     assert '<a href="s5_2_main_results.html">s5_2_main_results</a>' in html
+    headers = re.findall(r"<th>(.*?)</th>", html)
+    assert headers[:3] == ["claim", "verdict", "holds on"]  # the answer before the prose

@@ -157,4 +157,8 @@ def scoreboard_html(rows: Sequence[dict[str, Any]]) -> str:
         lambda c: "" if c is None else f"[{_fmt(c[0])}, {_fmt(c[1])}]"
     )
     shown["chapter"] = board["chapter"].map(lambda c: f'<a href="{c}.html">{html.escape(c)}</a>')
-    return shown.to_html(index=False, escape=False)
+    # the answer first: on a 1400 px page the verdict sat past the right edge, after the prose
+    lead = [c for c in ("claim", "verdict", "holds on", "mean", "95% CI") if c in shown]
+    return shown[lead + [c for c in shown.columns if c not in lead]].to_html(
+        index=False, escape=False
+    )
