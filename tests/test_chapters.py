@@ -528,3 +528,19 @@ def test_the_switch_legend_names_every_definition_once_per_wording():
     leg = definitions.legend()
     assert set(leg["definition"]) == {s.item for s in definitions.SWITCHES}
     assert list(leg.columns) == ["definition", "now", "option"]
+
+
+def test_table1_parts_keep_every_column_once_and_every_row():
+    from mu_lib.chapters import main_results as ch
+
+    cols = ["method", "settings"] + [
+        f"{m} {k}" for m in ("acc_f", "acc_r", "acc_ft", "acc_rt", "ou", "proto_acc_f", "acc_r_star")
+        for k in ("(ours)", "(paper)", "Δ")
+    ]  # fmt: skip
+    t1 = pd.DataFrame(
+        [[f"m{i}", "lr 1e-3"] + [1.0] * (len(cols) - 2) for i in range(3)], columns=cols
+    )
+    parts = ch.table1_parts(t1)
+    shown = [c for p in parts.values() for c in p.columns if c != "method"]
+    assert sorted(shown) == sorted(cols[1:]) and all(len(p) == 3 for p in parts.values())
+    assert "acc_r_star (ours)" not in parts["accuracies"]  # acc_r does not swallow acc_r_star
