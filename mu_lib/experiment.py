@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import MuError, __version__
+from . import Diverged, MuError, __version__
 from .attacks.pra import DEFAULT_ALPHAS, FORMS, PRA, check_alpha
 from .backbones import build_model
 from .data import ForgetSplit, data_fingerprint, get_dataset_info, make_split
@@ -216,7 +216,7 @@ def check_finite_model(model: nn.Module, kind: str, conf: dict[str, Any]) -> Non
     if bad:
         what = "unlearned" if conf.get("what") == "unlearned" else "original"
         fix = "--set lr=<smaller>" if what == "unlearned" else "the profile's train_lr"
-        raise MuError(
+        raise Diverged(
             f"the {what} model has non-finite weights ({bad[0]}, ...): the run diverged and "
             f"nothing was stored; lower the learning rate ({fix}) or the loss weights"
         )

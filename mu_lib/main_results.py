@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import MuError, paper, tuned
+from . import Diverged, paper, tuned
 from .data import get_dataset_info
 from .experiment import RunConfig, run
 from .profiles import PROFILES, Profile
@@ -202,9 +202,7 @@ def run_rows(
         try:
             r = run(cfg)
             metrics, secs, bad = r.metrics, r.timings.get("unlearn", 0.0), False
-        except MuError as err:
-            if "diverged" not in str(err):
-                raise
+        except Diverged:
             metrics, secs, bad = {}, float("nan"), True
         out.append(
             {

@@ -27,7 +27,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from . import MuError, __version__
+from . import Diverged, MuError, __version__
 from .data import cache_dir
 from .fingerprint import PACKAGE, code_fingerprint
 from .validate import probe_writable
@@ -263,7 +263,7 @@ class Store:
         clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         for name, t in clean.items():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise MuError(
+                raise Diverged(
                     f"refusing to store {kind}/{key}: tensor {name} has non-finite values "
                     "(the run diverged; lower the learning rate)"
                 )

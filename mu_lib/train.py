@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import MuError
+from . import Diverged, MuError
 from .data import batches
 from .util import autocast, progress, seed_everything
 
@@ -60,7 +60,7 @@ def raise_diverged(desc: str, epoch: int, value: float, optimizer: torch.optim.O
         if lr
         else "lower the learning rate"
     )
-    raise MuError(
+    raise Diverged(
         f"{desc}: the {what} loss became {value} in epoch {epoch + 1}: the run diverged and "
         f"nothing was stored; {fix}"
     )

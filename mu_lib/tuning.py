@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from . import MuError, tuned
+from . import Diverged, MuError, tuned
 from .experiment import RunConfig, pra_for, split_for, unlearned_model
 from .metrics import accuracy_suite
 from .profiles import get_profile
@@ -170,18 +170,11 @@ def light_metrics(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def diverged(err: MuError) -> bool:
-    """Whether an error is the training loop's (or the cache's) report of a diverged run."""
-    return "diverged" in str(err)
-
-
 def measured_or_diverged(cfg: RunConfig) -> dict[str, Any]:
     """``light_metrics``, or a row that says the run diverged (NaN metrics)."""
     try:
         return light_metrics(cfg)
-    except MuError as err:
-        if not diverged(err):
-            raise
+    except Diverged:
         nan = float("nan")
         keys = ("acc_f", "acc_r", "acc_rt", "proto_acc_f", "acc_r_star")
         return {**dict.fromkeys(keys, nan), "diverged": True}

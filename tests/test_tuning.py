@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mu_lib import MuError, tuned, tuning
+from mu_lib import Diverged, MuError, tuned, tuning
 from mu_lib.profiles import get_profile
 from mu_lib.unlearn import METHODS, build_method
 from mu_lib.unlearn.base import OPTIMISATION_FIELDS
@@ -145,7 +145,7 @@ def test_table1_rows_follow_each_view_and_the_authors_row_is_theirs(monkeypatch)
 
 def test_a_diverged_trial_is_a_row_that_neither_forgets_nor_keeps_acc_rt(monkeypatch):
     def boom(cfg):
-        raise MuError("unlearn:neggrad: the unlearning loss became nan: the run diverged")
+        raise Diverged("unlearn:neggrad: the unlearning loss became nan: the run diverged")
 
     monkeypatch.setattr(tuning, "light_metrics", boom)
     row = tuning.measured_or_diverged(None)
