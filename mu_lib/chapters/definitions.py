@@ -17,7 +17,6 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .. import tuned
 from ..backbones import build_model, fresh_model
 from ..experiment import RunConfig, run
 
@@ -66,10 +65,11 @@ SWITCHES = (
 
 
 def _config(profile: str, seed: int, forget: int, method: str, extra: dict, device: str):
+    """The method at its profile defaults (the tuning protocol's choice, which the method registry
+    applies), with the switch's fields and overrides."""
     extra = dict(extra)
-    over = {**tuned.chosen(profile, method), **extra.pop("overrides", {})}
     return RunConfig(method=method, profile=profile, seed=seed, forget_classes=(forget,),
-                     overrides=over, device=device, **extra)  # fmt: skip
+                     overrides=extra.pop("overrides", {}), device=device, **extra)  # fmt: skip
 
 
 def switch_effects(

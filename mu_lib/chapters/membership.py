@@ -110,7 +110,6 @@ def plot_label_hist(res: dict, methods: Sequence[str]):
         for j, (key, name) in enumerate(KINDS):
             ax.bar(classes + (j - 1.5) * width, hist[key], width, label=name, color=f"C{j}")
         ax.axvspan(forget - 0.45, forget + 0.45, color="grey", alpha=0.15)
-        ax.set_title(method_label(m))
         ax.set_xticks(classes)
         ax.set_xlabel("assigned class (shaded: forgotten)")
     for ax in axes.flat[len(methods) :]:
