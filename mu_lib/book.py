@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import MuError
+from . import MuError, chapter_reuse
 
 # Execution order; the last two read what the chapters saved (``FINAL``: they run after the rest).
 CHAPTERS: list[str] = [
@@ -42,6 +42,10 @@ CHAPTERS: list[str] = [
 
 
 FINAL = ("reproduction_report", "status")
+# Chapters whose key includes the tables the others saved, and the one that is never reused (it
+# reports this build's times).
+READS_RESULTS = ("reproduction_report",)
+NEVER_REUSE = ("status",)
 # With no earlier build's times (a fresh clone), these start first: they are the cold build's
 # longest chapters (claims: every Table 1 method on ten forget classes), so no worker idles at the
 # end while one of them runs alone.
@@ -69,10 +73,12 @@ def execute_chapter(
     profile: str,
     params: dict | None = None,
     out_dir: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> float:
     """jupytext -> papermill one chapter into ``out_dir`` (default book/generated); returns seconds.
     ``params``: scalars go to papermill as ``-p``, lists, tuples and dicts as ``-y`` (YAML); a name
-    the chapter's parameters cell does not define is an error before anything runs."""
+    the chapter's parameters cell does not define is an error before anything runs; ``env``: extra
+    environment of the kernel."""
     from .book_pages import check_parameters, finish_notebook
 
     src = root / "notebooks" / f"{name}.md"
@@ -112,7 +118,7 @@ def execute_chapter(
             args += ["-p", k, str(v)]
     t0 = time.perf_counter()
     out = out_dir / f"{name}.ipynb"
-    done = subprocess.run(args, cwd=root)
+    done = subprocess.run(args, cwd=root, env={**os.environ, **(env or {})})
     raw.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         tmp.rmdir()
@@ -158,6 +164,16 @@ def build_shared_models_in_child(root: Path, profile: str) -> None:
         raise MuError(f"training the shared models of profile {profile} failed (see above)")
 
 
+def reuse_inputs() -> dict:
+    """:func:`mu_lib.chapter_reuse.shared_inputs`, computed in a child process (it reads the
+    datasets' fingerprints, which imports torch: this process stays light)."""
+    code = "import json; from mu_lib.chapter_reuse import shared_inputs; print(json.dumps(shared_inputs()))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise MuError(f"fingerprinting the package and data failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_order(names: list[str], previous: dict) -> list[str]:
     """Longest chapter first (the last build's times; chapters without one first, in book order),
     so that no long chapter starts last while the other workers idle."""
@@ -172,6 +188,7 @@ def build_book(
     skip_build: bool = False,
     params: dict | None = None,
     jobs: int | None = None,
+    rerun: bool = False,
 ) -> Path:
     """Execute ``chapters`` (default: all) with ``params`` (checked against each chapter's
     parameters cell first) and build the HTML.
@@ -179,7 +196,9 @@ def build_book(
     With ``jobs`` > 1 (default: ``default_jobs()``) the shared models are trained first, then up
     to ``jobs`` chapters run side by side, one thread each (``OMP_NUM_THREADS=1``: two chapters on
     two cores instead of one chapter's Python, UMAP compile and small batches on both); the
-    chapters of ``FINAL`` run last, after all the others."""
+    chapters of ``FINAL`` run last, after all the others.  A chapter whose inputs are unchanged
+    since its last execution here is reused, not run (:mod:`mu_lib.chapter_reuse`), unless
+    ``rerun`` or ``$MU_NO_CACHE``."""
     from .book_pages import check_parameters
 
     root = repo_root()
@@ -197,21 +216,49 @@ def build_book(
         raise MuError(f"jobs must be >= 1, got {jobs}")
     lock = threading.Lock()
 
+    out_dir = root / "book" / "generated"
+    reuse = not rerun and not os.environ.get("MU_NO_CACHE")
+    shared = reuse_inputs() if reuse else {}
+
+    def plan(name: str) -> tuple[str | None, dict | None]:
+        """(reuse key, the record of a reusable earlier execution or None)."""
+        if not reuse or name in NEVER_REUSE:
+            return None, None
+        results = out_dir / "results" if name in READS_RESULTS else None
+        used = {"profile": profile, **(params or {})}
+        key = chapter_reuse.chapter_key(
+            root / "notebooks" / f"{name}.md", profile, used, shared, results
+        )
+        return key, chapter_reuse.reusable(out_dir, name, key)
+
+    first = [n for n in names if n not in FINAL]
+    last = [n for n in names if n in FINAL]
+    plans = {n: plan(n) for n in first}  # the FINAL chapters' keys read what the others save
+
     def execute(name: str, n_jobs: int) -> None:
-        print(f"[mu book] executing {name} on profile {profile}", flush=True)
-        secs = execute_chapter(root, name, profile, params)
-        with lock:
-            status[name] = {
+        key, record = plans[name] if name in plans else plan(name)
+        if record is not None:
+            print(f"[mu book] reusing {name}: its inputs are unchanged", flush=True)
+            entry = {**status.get(name, {}), "seconds": record["seconds"], "reused": True}
+        else:
+            print(f"[mu book] executing {name} on profile {profile}", flush=True)
+            env = chapter_reuse.begin(out_dir, name)
+            secs = execute_chapter(root, name, profile, params, env=env)
+            if key is not None:
+                chapter_reuse.finish(out_dir, name, key, secs)
+            entry = {
                 "seconds": round(secs, 1),
                 "profile": profile,
                 "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "jobs": n_jobs,
+                "reused": False,
             }
+        with lock:
+            status[name] = entry
             status_path.write_text(json.dumps(status, indent=2))
 
-    first = [n for n in names if n not in FINAL]
-    last = [n for n in names if n in FINAL]
-    if jobs > 1 and len(first) > 1:
+    to_run = [n for n in first if plans[n][1] is None]
+    if jobs > 1 and len(to_run) > 1:
         print(f"[mu book] training the shared models of profile {profile}", flush=True)
         build_shared_models_in_child(root, profile)
         # the chapters' kernels inherit one thread each (this process's torch is not affected)

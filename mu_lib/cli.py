@@ -143,6 +143,7 @@ def cmd_book(args) -> int:
         skip_build=args.no_build,
         params=params,
         jobs=args.jobs,
+        rerun=args.rerun,
     )
     return 0
 
@@ -290,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None)
     p.add_argument("--chapter", action="append", help="only these chapters (repeatable)")
     p.add_argument("--no-build", action="store_true", help="execute notebooks only")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="execute every chapter, also those whose inputs are unchanged since their last run",
+    )
     p.add_argument(
         "-j",
         "--jobs",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
+from .chapter_reuse import note_written
 from .metrics import HEADLINE_METRICS
 
 
@@ -35,6 +36,7 @@ def show_figure(fig, name: str, caption: str | None = None) -> None:
 
     path = figures_dir() / f"{name}.png"
     fig.savefig(path, dpi=130, bbox_inches="tight")
+    note_written(path)
     try:
         from myst_nb import glue
 
@@ -101,6 +103,7 @@ def save_results(name: str, df: pd.DataFrame, meta: dict | None = None) -> None:
     d = results_dir()
     relabel_frame(df, meta["provenance"]["profile"]).to_csv(d / f"{name}.csv", index=False)
     (d / f"{name}.json").write_text(json.dumps(meta, indent=2, default=str))
+    note_written(d / f"{name}.csv", d / f"{name}.json")
 
 
 def provenance(profile, dataset: str | None = None, device: str | None = None, **extra) -> str:
