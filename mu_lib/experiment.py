@@ -122,6 +122,62 @@ def store() -> Store:
     return _STORE
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """One run's configuration, resolved once and passed down: the profile's defaults filled in,
+    the method built, and the cache configurations (and key) of its original model, its unlearned
+    model and its result.  Before, each of those was recomputed where it was needed and the method
+    was built four times per run."""
+
+    cfg: RunConfig
+    method: Method
+    original: dict[str, Any]  # the original model's cache configuration
+    unlearned: dict[str, Any]  # the unlearned model's
+    conf: dict[str, Any]  # the result's configuration (``Result.config``)
+    key: str  # the result's cache key
+
+    @property
+    def prof(self) -> Profile:
+        return self.cfg.prof
+
+    @property
+    def device(self) -> str:
+        return self.original["device"]
+
+
+def resolve(cfg: RunConfig) -> Resolved:
+    """Resolve ``cfg`` (checks the method and its hyperparameters; trains nothing)."""
+    p = cfg.prof
+    method = method_for(cfg)
+    original = original_config(cfg)
+    unlearned = {
+        "what": "unlearned",
+        "original": original,
+        "forget_classes": list(cfg.forget_classes),
+        "method": method.describe(),
+        "profile": p.name,
+    }
+    conf = dataclasses.asdict(cfg)
+    conf.update(
+        profile=p.name,
+        dataset=original["dataset"],
+        backbone=original["backbone"],
+        device=original["device"],
+        pra_k=cfg.pra_k or p.pra_shots,
+        eval_eps=p.pgd_eps if cfg.eval_eps is None else cfg.eval_eps,
+        forget_classes=list(cfg.forget_classes),
+        alphas=list(cfg.alphas),
+    )
+    conf["hparams"] = unlearned["method"] if cfg.method != "original" else {}
+    conf["version"] = __version__
+    conf["eval"] = {k: getattr(p, k) for k in ("pgd_eps", "pgd_step", "pgd_steps", "gaussian_std")}
+    # the resolved hyperparameters, not the raw overrides: one run asked for as ``lambda2=1``,
+    # ``lambda2=1.0`` or not at all (the default) is one entry
+    keyed = {k: v for k, v in conf.items() if k != "overrides"}
+    key = entry_key({"what": "result", **keyed, "unlearned": unlearned})
+    return Resolved(cfg, method, original, unlearned, conf, key)
+
+
 # ------------------------------------------------------------------------ pieces
 
 
@@ -222,8 +278,10 @@ def check_finite_model(model: nn.Module, kind: str, conf: dict[str, Any]) -> Non
         )
 
 
-def original_model(cfg: RunConfig) -> tuple[nn.Module, float, bool]:
+def original_model(cfg: RunConfig | Resolved) -> tuple[nn.Module, float, bool]:
     """The trained original model for (dataset, backbone, profile schedule, seed), cached."""
+    conf = cfg.original if isinstance(cfg, Resolved) else original_config(cfg)
+    cfg = cfg.cfg if isinstance(cfg, Resolved) else cfg
     p = cfg.prof
     split = split_for(cfg)
 
@@ -236,7 +294,7 @@ def original_model(cfg: RunConfig) -> tuple[nn.Module, float, bool]:
             lr=p.train_lr,
             batch_size=p.train_batch,
             seed=cfg.seed,
-            device=resolve_device(cfg.device),
+            device=conf["device"],
             augment=p.train_augment,
             schedule=p.train_schedule,
             warmup=p.train_warmup,
@@ -244,35 +302,31 @@ def original_model(cfg: RunConfig) -> tuple[nn.Module, float, bool]:
             desc="original",
         )
 
-    return _load_or_build("models", original_config(cfg), cfg, build)
+    return _load_or_build("models", conf, cfg, build)
 
 
 def method_for(cfg: RunConfig) -> Method:
+    """A new instance of ``cfg``'s method (a run builds its own once, in :func:`resolve`)."""
     p = cfg.prof
     return build_method(cfg.method, p.name, cfg.overrides, p.unlearn_epochs, base=cfg.base)
 
 
 def unlearn_config(cfg: RunConfig) -> dict[str, Any]:
-    m = method_for(cfg)
-    return {
-        "what": "unlearned",
-        "original": original_config(cfg),
-        "forget_classes": list(cfg.forget_classes),
-        "method": m.describe(),
-        "profile": cfg.prof.name,
-    }
+    """The unlearned model's cache configuration (see :class:`Resolved`)."""
+    return resolve(cfg).unlearned
 
 
 def unlearn_from(
-    cfg: RunConfig, original: nn.Module, model: nn.Module, method: Method | None = None
+    cfg: RunConfig | Resolved, original: nn.Module, model: nn.Module, method: Method | None = None
 ) -> dict[str, int]:
     """Load ``original``'s weights into ``model`` and unlearn with ``cfg``'s method (or ``method``,
     e.g. one whose ``after_epoch`` records a trajectory); returns the data counts.  Not cached."""
-    method = method or method_for(cfg)
+    r = cfg if isinstance(cfg, Resolved) else resolve(cfg)
+    cfg = r.cfg
+    method = method or r.method
     split = split_for(cfg)
-    device = resolve_device(cfg.device)
     # in place, and in the cache's layout: channels-last changes the floats of the result
-    to_device(model, device)
+    to_device(model, r.device)
     model.load_state_dict(original.state_dict())
     ctx = make_context(
         method,
@@ -283,12 +337,12 @@ def unlearn_from(
         num_classes=split.num_classes,
         forget_classes=split.forget_classes,
         seed=cfg.seed,
-        device=device,
+        device=r.device,
         profile=cfg.prof,
         backbone=cfg.backbone,
         # the original's config already names its seed and device
         shared=store().memo.setdefault(
-            f"shared:{entry_key(original_config(cfg))}:{split.forget_classes}", {}
+            f"shared:{entry_key(r.original)}:{split.forget_classes}", {}
         ),
     )
     out = method.unlearn(ctx)
@@ -297,17 +351,18 @@ def unlearn_from(
     return dict(ctx.counts)
 
 
-def unlearned_model(cfg: RunConfig) -> tuple[nn.Module, float, bool, dict]:
+def unlearned_model(cfg: RunConfig | Resolved) -> tuple[nn.Module, float, bool, dict]:
     """The unlearned model of ``cfg`` (cached); returns (model, secs, cache hit, data counts)."""
-    original, _, _ = original_model(cfg)
-    if cfg.method == "original":
+    r = cfg if isinstance(cfg, Resolved) else resolve(cfg)
+    original, _, _ = original_model(r)
+    if r.cfg.method == "original":
         return original, 0.0, True, {}
     counts: dict[str, int] = {}
 
     def build(model):
-        counts.update(unlearn_from(cfg, original, model))
+        counts.update(unlearn_from(r, original, model))
 
-    model, secs, hit = _load_or_build("models", unlearn_config(cfg), cfg, build)
+    model, secs, hit = _load_or_build("models", r.unlearned, r.cfg, build)
     return model, secs, hit, counts
 
 
@@ -412,65 +467,46 @@ def evaluate(
 
 
 def resolved_config(cfg: RunConfig) -> dict[str, Any]:
-    p = cfg.prof
-    conf = dataclasses.asdict(cfg)
-    conf.update(
-        profile=p.name,
-        dataset=cfg.dataset or p.dataset,
-        backbone=cfg.backbone or p.backbone,
-        device=resolve_device(cfg.device),
-        pra_k=cfg.pra_k or p.pra_shots,
-        eval_eps=p.pgd_eps if cfg.eval_eps is None else cfg.eval_eps,
-        forget_classes=list(cfg.forget_classes),
-        alphas=list(cfg.alphas),
-    )
-    conf["hparams"] = method_for(cfg).describe() if cfg.method != "original" else {}
-    conf["version"] = __version__
-    conf["eval"] = {k: getattr(p, k) for k in ("pgd_eps", "pgd_step", "pgd_steps", "gaussian_std")}
-    return conf
+    """The result's configuration (see :class:`Resolved`)."""
+    return resolve(cfg).conf
 
 
-def validate(cfg: RunConfig) -> dict[str, Any]:
+def validate(cfg: RunConfig) -> Resolved:
     """Check everything that can be checked before any training (dataset, classes, method,
     hyperparameters, PRA shots); returns the resolved configuration."""
-    conf = resolved_config(cfg)
-    split_for(cfg).shot_indices(conf["pra_k"], cfg.seed)
-    return conf
+    r = resolve(cfg)
+    split_for(cfg).shot_indices(r.conf["pra_k"], cfg.seed)
+    return r
 
 
-def result_key(cfg: RunConfig, conf: dict[str, Any] | None = None) -> str:
-    """Cache key of ``run(cfg)``'s result.  It hashes the resolved hyperparameters
-    (``conf["hparams"]``), not the raw overrides, so one run asked for as ``lambda2=1``,
-    ``lambda2=1.0`` or not at all (the default) is one entry."""
-    conf = resolved_config(cfg) if conf is None else conf
-    keyed = {k: v for k, v in conf.items() if k != "overrides"}
-    return entry_key({"what": "result", **keyed, "unlearned": unlearn_config(cfg)})
+def result_key(cfg: RunConfig) -> str:
+    """Cache key of ``run(cfg)``'s result (see :class:`Resolved`)."""
+    return resolve(cfg).key
 
 
 def run(cfg: RunConfig | None = None, **kw) -> Result:
     """Run (or load from the cache) one configuration and return its metrics."""
     cfg = cfg.replace(**kw) if cfg is not None else RunConfig(**kw)
-    conf = validate(cfg)
-    key = result_key(cfg, conf)
-    hit = store().get_json("results", key)
+    r = validate(cfg)
+    hit = store().get_json("results", r.key)
     if hit is not None and all(k in hit for k in ("metrics", "timings")):
         return Result(  # this call's config: it may spell the overrides differently
-            conf, hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
+            r.conf, hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
         )
     store().check_writable()  # an unwritable cache fails now, not after the compute
     timings: dict[str, float] = {}
-    _, timings["original"], orig_hit = original_model(cfg)
-    model, timings["unlearn"], _, counts = unlearned_model(cfg)
+    _, timings["original"], orig_hit = original_model(r)
+    model, timings["unlearn"], _, counts = unlearned_model(r)
     metrics, t_eval, details = evaluate(cfg, model)
     timings.update(t_eval)
     details["data_counts"] = counts
     details["original_cached"] = orig_hit
-    res = Result(conf, metrics, timings, details)
+    res = Result(r.conf, metrics, timings, details)
     store().put_json(
         "results",
-        key,
-        {"config": conf, "metrics": metrics, "timings": timings, "details": details},
-        conf,
+        r.key,
+        {"config": r.conf, "metrics": metrics, "timings": timings, "details": details},
+        r.conf,
     )
     return res
 

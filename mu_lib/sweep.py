@@ -24,7 +24,7 @@ from .experiment import (
     RunConfig,
     entry_key,
     original_config,
-    resolved_config,
+    resolve,
     result_key,
     store,
 )
@@ -135,12 +135,12 @@ def grid(
 
 def cached_result(cfg: RunConfig) -> Result | None:
     """The stored result of ``cfg``, or None if it has not been run (with this cache dir)."""
-    conf = resolved_config(cfg)
-    hit = store().get_json("results", result_key(cfg, conf))
+    r = resolve(cfg)
+    hit = store().get_json("results", r.key)
     if hit is None:
         return None
     return Result(  # this call's config: the stored one may spell the overrides differently
-        conf, hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
+        r.conf, hit["metrics"], hit["timings"], hit.get("details", {}), cached=True
     )
 
 

@@ -54,6 +54,23 @@ def test_result_cache_is_keyed_by_resolved_hyperparameters_not_spelling():
         run(cfg.replace(overrides={"lambda2": "one"}))
 
 
+def test_a_run_resolves_its_configuration_and_builds_its_method_once(tmp_path, monkeypatch):
+    """One resolved configuration is passed down: the method that is described in the cache key
+    is the instance that unlearns (it used to be built four times per run)."""
+    import mu_lib.experiment as ex
+
+    monkeypatch.setenv("MU_CACHE_DIR", str(tmp_path))
+    built, resolved = [], []
+    real_build, real_resolve = ex.build_method, ex.resolve
+    monkeypatch.setattr(ex, "build_method", lambda *a, **k: built.append(a) or real_build(*a, **k))
+    monkeypatch.setattr(ex, "resolve", lambda c: resolved.append(c) or real_resolve(c))
+    res = run(BASE.replace(method="neggrad", seed=4))
+    assert not res.cached and len(built) == 1 and len(resolved) == 1
+    assert res.config["hparams"] == ex.method_for(BASE.replace(method="neggrad")).describe()
+    built.clear()
+    assert run(BASE.replace(method="neggrad", seed=4)).cached and len(built) == 1
+
+
 def test_corrupt_cache_entries_are_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("MU_CACHE_DIR", str(tmp_path))
     cfg = BASE.replace(method="original", seed=5)
