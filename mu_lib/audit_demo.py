@@ -10,7 +10,7 @@ import torch
 
 from .adapter import IMAGENET_MEAN, IMAGENET_STD, adapt
 from .api import unlearn
-from .audit import load_split, save_checkpoint
+from .audit_inputs import load_split, save_checkpoint
 from .data import load_raw
 from .folders import export_image_folder
 from .labels import method_label

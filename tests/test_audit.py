@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import mu_lib
-from mu_lib import MuError, adapter, audit
+from mu_lib import MuError, adapter, audit, audit_inputs, audit_report
 from mu_lib.cli import main
 from mu_lib.experiment import RunConfig, original_model, split_for
 from mu_lib.folders import export_image_folder
@@ -120,14 +120,14 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(files, capsys, case, matc
 
 
 def test_a_failure_while_writing_leaves_no_partial_report(files, monkeypatch):
-    res = audit.AuditResult({"summary": "x"})
+    res = audit_report.AuditResult({"summary": "x"})
 
     def boom(*_a):
         raise OSError("disk full")
 
-    monkeypatch.setattr(audit, "_figures", boom)
+    monkeypatch.setattr(audit_report, "_figures", boom)
     with pytest.raises(OSError):
-        audit.write_report(res, files / "partial")
+        audit_report.write_report(res, files / "partial")
     assert _no_leftovers(files, "partial")
 
 
@@ -135,7 +135,7 @@ def test_report_folder_that_is_not_an_audit_is_refused(files):
     (files / "busy").mkdir()
     (files / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(MuError, match="is not an earlier audit report"):
-        audit.check_report_dir(files / "busy")
+        audit_report.check_report_dir(files / "busy")
 
 
 def test_audit_of_our_own_model_on_a_registry_dataset(tmp_path):
@@ -145,8 +145,8 @@ def test_audit_of_our_own_model_on_a_registry_dataset(tmp_path):
     with torch.no_grad():
         masked.head.weight[3] = 0.0
         masked.head.bias[3] = -100.0
-    a = audit.save_checkpoint(orig, tmp_path / "o.safetensors")
-    b = audit.save_checkpoint(masked, tmp_path / "u.safetensors")
+    a = audit_inputs.save_checkpoint(orig, tmp_path / "o.safetensors")
+    b = audit_inputs.save_checkpoint(masked, tmp_path / "u.safetensors")
     settings = audit.AuditSettings(ks=(5,), relearn=False, device="cpu")
     res = audit.audit_files("cnn_small", a, b, "digits", [3], settings=settings)
     m = res.record["models"]
