@@ -503,16 +503,15 @@ def test_switch_effects_runs_both_definitions_of_every_switch(monkeypatch):
 
 
 def test_a_diverged_attack_is_a_row_with_no_recall_and_a_note_not_a_crash(monkeypatch):
-    from mu_lib import Diverged
-    from mu_lib.attacks import mra
+    from mu_lib import Diverged, mra_experiment
     from mu_lib.chapters import membership
     from mu_lib.experiment import RunConfig
 
     def blows_up(*_a, **_k):
         raise Diverged("mra-t0: the training loss became nan in epoch 1: the run diverged; lower")
 
-    monkeypatch.setattr(mra, "membership_recall", blows_up)
-    w = mra.recall_experiment(RunConfig(method="neggrad", profile="smoke"), "white_box")
+    monkeypatch.setattr(mra_experiment, "membership_recall", blows_up)
+    w = mra_experiment.recall_experiment(RunConfig(method="neggrad", profile="smoke"), "white_box")
     assert w["mra_acc"] is None and "diverged" in w["diverged"]
     res = {("neggrad", "query_only"): fake_mra(70.0), ("neggrad", "white_box"): w}
     df = membership.recall_table(res, ["neggrad"])

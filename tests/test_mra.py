@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from mu_lib import MuError
+from mu_lib import MuError, mra_experiment
 from mu_lib.attacks import mra
 from mu_lib.backbones import build_model
 from mu_lib.experiment import RunConfig, split_for, unlearned_model
@@ -195,7 +195,7 @@ def test_mra_recovers_forgotten_labels_on_smoke(method):
     """Both methods leave the unlearned model with 0% on D_f on smoke / seed 0; MRA must get
     most labels back, and clearly more than plain distillation (which copies the teacher)."""
     cfg = RunConfig(method=method, profile="smoke", seed=0)
-    out = {s: mra.recall_experiment(cfg, s) for s in mra.SETTINGS}
+    out = {s: mra_experiment.recall_experiment(cfg, s) for s in mra.SETTINGS}
     for setting, r in out.items():
         assert r["setting"] == setting and r["n_forgotten"] > 0 and r["n_public"] > 0
         assert r["unlearned_acc"] < 10, r  # the method did forget
@@ -211,7 +211,7 @@ def test_mra_recovers_forgotten_labels_on_smoke(method):
 
 def test_recall_experiment_is_cached_and_keeps_the_attacker_away_from_labels(monkeypatch):
     cfg = RunConfig(method="retrain", profile="smoke", seed=0)
-    first = mra.recall_experiment(cfg, "query_only")
+    first = mra_experiment.recall_experiment(cfg, "query_only")
     seen = {}
     real = mra.membership_recall
 
@@ -219,11 +219,11 @@ def test_recall_experiment_is_cached_and_keeps_the_attacker_away_from_labels(mon
         seen["args"] = args
         return real(*args, **kw)
 
-    monkeypatch.setattr(mra, "membership_recall", spy)
-    assert mra.recall_experiment(cfg, "query_only") == first  # from the store: no new attack
+    monkeypatch.setattr(mra_experiment, "membership_recall", spy)
+    assert mra_experiment.recall_experiment(cfg, "query_only") == first  # from the store
     assert "args" not in seen
     # a fresh configuration runs the attack: it receives D_f's images and public images only
-    mra.recall_experiment(cfg, "query_only", mra.MRAHparams(rounds=1), public_size=100)
+    mra_experiment.recall_experiment(cfg, "query_only", mra.MRAHparams(rounds=1), public_size=100)
     model, xf, xp, n, _hp = seen["args"]
     split = split_for(cfg)
     assert model is unlearned_model(cfg)[0]

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..attacks.mra import PUBLIC_SIZE, SETTINGS, MRAHparams, recall_experiment
+from ..attacks.mra import SETTINGS, MRAHparams
 from ..experiment import RunConfig
 from ..labels import method_label
+from ..mra_experiment import PUBLIC_SIZE, recall_experiment
 from ..profiles import Profile
 
 WANTED = (
