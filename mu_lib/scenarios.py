@@ -42,8 +42,8 @@ from .experiment import (
     method_for,
     neighbours,
     new_model,
-    original_config,
     original_model,
+    resolve,
     run,
     split_for,
     store,
@@ -196,6 +196,7 @@ class Sequential:
                 "(retraining from scratch has no rounds to chain)"
             )
         self.cfg = cfg
+        self.resolved = resolve(cfg)  # the original's configuration and the method, once
         self.num_classes = num_classes_of(cfg)
         first = cfg.forget_classes[0]
         self.order = check_order(
@@ -213,8 +214,8 @@ class Sequential:
     def model_config(self, r: int) -> dict[str, Any]:
         return {
             "what": "sequential",
-            "original": original_config(self.cfg),
-            "method": method_for(self.cfg).describe(),
+            "original": self.resolved.original,
+            "method": self.resolved.unlearned["method"],
             "order": list(self.order[:r]),
             "forget_data": self.forget_data,
             "profile": self.cfg.prof.name,
@@ -265,7 +266,7 @@ class Sequential:
         if self.forget_data == "round":
             keep = yf == self.order[r - 1]
             xf, yf = xf[keep], yf[keep]
-        method = method_for(self.cfg)
+        method = method_for(self.cfg)  # a new instance per round: no state carries over
         ctx = make_context(
             method,
             teacher,
