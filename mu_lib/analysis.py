@@ -15,6 +15,7 @@ from .experiment import (
     RunConfig,
     neighbours,
     original_model,
+    ou,
     pra_for,
     split_for,
     store,
@@ -115,6 +116,30 @@ def _compute_relearning(cfg: RunConfig, conf: dict) -> list[dict]:
             }
         )
     return rows
+
+
+def ou_by_radius(cfg: RunConfig, eps_grid: Sequence[float]) -> dict[float, float]:
+    """OU@eps (PGD neighbours, JS) of ``cfg``'s unlearned model at each radius, one store entry.
+    The same numbers as ``run(cfg, eval_eps=e).metrics["ou_pgd"]`` (one function, one seed)
+    without the rest of a run's evaluation: the claims page's radius evidence needs only these.
+    """
+    p = cfg.prof
+    eps = [float(e) for e in eps_grid]
+    conf = {
+        "what": "ou_by_radius",
+        "unlearned": unlearn_config(cfg),
+        "eps": eps,
+        "pgd": [p.pgd_step, p.pgd_steps, p.eval_batch],
+        "neighbours": cfg.neighbours,
+        "seed": cfg.seed,
+        "device": resolve_device(cfg.device),
+    }
+
+    def build() -> dict:
+        model = unlearned_model(cfg)[0]
+        return {"ou": [ou(cfg, model, "pgd", e) for e in eps]}
+
+    return dict(zip(eps, store().cached("results", conf, build)["ou"], strict=True))
 
 
 def alpha_sweep(cfg: RunConfig, alphas: Sequence[float], form: str | None = None) -> pd.DataFrame:

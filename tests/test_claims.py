@@ -163,3 +163,16 @@ def test_scoreboard_html_escapes_thresholds_and_links_chapters():
     assert '<a href="s5_2_main_results.html">s5_2_main_results</a>' in html
     headers = re.findall(r"<th>(.*?)</th>", html)
     assert headers[:3] == ["claim", "verdict", "holds on"]  # the answer before the prose
+
+
+def test_ou_by_radius_is_a_runs_ou_at_each_radius_and_is_one_cached_entry(monkeypatch):
+    """The radius evidence reads OU@eps alone; it must be the number a full run reports."""
+    import mu_lib.analysis as an
+    from mu_lib.experiment import RunConfig, run
+
+    cfg = RunConfig(method="neggrad", profile="smoke", seed=0, forget_classes=(2,))
+    grid = (0.01, 0.1)
+    curve = an.ou_by_radius(cfg, grid)
+    assert curve == {e: run(cfg, eval_eps=e).metrics["ou_pgd"] for e in grid}
+    monkeypatch.setattr(an, "ou", lambda *a, **k: pytest.fail("recomputed a cached curve"))
+    assert an.ou_by_radius(cfg, grid) == curve

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..analysis import ou_by_radius
 from ..claims import BASELINES, PLUG_BASES
 from ..experiment import RunConfig, run
 from ..profiles import get_profile
@@ -85,11 +86,10 @@ def eps_units(
     """One unit per pair: OU@eps (PGD) at each test radius for the plug bases and Spotter."""
 
     variants = [*(Variant(b, b) for b in PLUG_BASES), SPOTTER_1]
-    jobs = [(p, v, e) for p in pairs for v in variants for e in eps_grid]
-    units: dict[tuple[int, int], dict] = {p: {v.key: {} for v in variants} for p in pairs}
-    for (seed, cls), v, e in progress(jobs, desc="claims eps", total=len(jobs)):
-        res = run(_config(v, profile, seed, cls, device, eval_eps=float(e)))
-        units[seed, cls][v.key][float(e)] = res.metrics["ou_pgd"]
+    jobs = [(p, v) for p in pairs for v in variants]
+    units: dict[tuple[int, int], dict] = {p: {} for p in pairs}
+    for (seed, cls), v in progress(jobs, desc="claims eps", total=len(jobs)):
+        units[seed, cls][v.key] = ou_by_radius(_config(v, profile, seed, cls, device), eps_grid)
     return [units[p] for p in pairs]
 
 
