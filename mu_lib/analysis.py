@@ -170,7 +170,15 @@ def fit_umap(emb: np.ndarray, seed: int = 0) -> np.ndarray:
         warnings.filterwarnings("ignore", category=UserWarning, module=r"umap(\.|$)")
         warnings.filterwarnings("ignore", message=".*n_jobs.*random_state.*", category=UserWarning)
         reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1)
-        return reducer.fit_transform(emb)
+        threads = torch.get_num_threads()
+        try:
+            return reducer.fit_transform(emb)
+        finally:
+            # umap's fit resets numba's thread count to one per core, and numba and torch share
+            # the OpenMP runtime: torch then ran two threads in a chapter the book gives one, and
+            # two chapters on two cores slowed 2.7x (inference 2,403 -> 889 images/s; Section
+            # 3.2's relearning cell took 867 s instead of about 260)
+            torch.set_num_threads(threads)
 
 
 def umap_features(cfg: RunConfig, per_class: int = 200, seed: int = 0) -> pd.DataFrame:

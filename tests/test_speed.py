@@ -233,3 +233,19 @@ def test_book_jobs_setting_is_checked(monkeypatch):
     from mu_lib.cli import build_parser
 
     assert build_parser().parse_args(["book", "-j", "1"]).jobs == 1  # mu book -j reaches it
+
+
+def test_umap_leaves_torchs_thread_count_as_it_found_it():
+    """A chapter runs on the threads the book gives it, also after its UMAP figure."""
+    import numpy as np
+
+    pytest.importorskip("umap")
+    from mu_lib.analysis import fit_umap
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fit_umap(np.random.default_rng(0).random((60, 8)).astype("float32"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
