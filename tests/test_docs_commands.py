@@ -76,10 +76,15 @@ def _papermill_ok(words: list[str]) -> None:
 def _run_mu(argv: list[str], monkeypatch, tmp_path) -> int:
     """The CLI for real, except that a chapter is not executed nor the HTML built, and a
     non-smoke `mu run`/`mu sweep` stops after its configuration is checked."""
-    ran = []
-    monkeypatch.setattr(
-        book, "execute_chapter", lambda root, name, prof, params=None: ran.append(1) or 0.1
-    )
+
+    def execute(root, name, prof, params=None, env=None):
+        out = root / "book" / "generated"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.ipynb").write_text("{}")  # what papermill would leave
+        return 0.1
+
+    monkeypatch.setattr(book, "execute_chapter", execute)
+    monkeypatch.setattr(book, "reuse_inputs", lambda: {"package": "p"})
     monkeypatch.setattr(book.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
     monkeypatch.setattr(book, "repo_root", lambda: ROOT)
     monkeypatch.setenv("MU_RESULTS_DIR", str(tmp_path / "results"))
