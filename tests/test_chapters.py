@@ -543,3 +543,14 @@ def test_table1_parts_keep_every_column_once_and_every_row():
     shown = [c for p in parts.values() for c in p.columns if c != "method"]
     assert sorted(shown) == sorted(cols[1:]) and all(len(p) == 3 for p in parts.values())
     assert "acc_r_star (ours)" not in parts["accuracies"]  # acc_r does not swallow acc_r_star
+
+
+def test_membership_methods_are_capped_on_smoke_only_by_default():
+    from mu_lib.chapters import membership
+    from mu_lib.profiles import get_profile
+
+    full = membership.registered(None, get_profile("cpu"))
+    assert full[:3] == ["retrain", "delete", "spotter"] and len(full) >= 8
+    assert membership.registered(None, get_profile("smoke")) == ["retrain", "delete"]
+    asked = ["spotter", "neggrad", "salun"]
+    assert membership.registered(asked, get_profile("smoke")) == asked  # a choice is kept whole

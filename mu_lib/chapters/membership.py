@@ -36,10 +36,16 @@ BAR_COLS.append("MRA white-box")
 FORGOT_BELOW = 5.0  # % on D_f under which a method counts as having forgotten
 
 
-def registered(methods: Sequence[str] | None) -> list[str]:
+def registered(methods: Sequence[str] | None, profile: Profile | None = None) -> list[str]:
+    """The methods asked for (default ``WANTED``) that are registered; by default capped at
+    ``profile.grid_cap`` (smoke: retrain and DELETE, one exact and one approximate method, so the
+    test runs every cell, reading included, on 4 attacks instead of 16)."""
     from ..unlearn import METHODS
 
-    return [m for m in (methods or WANTED) if m in METHODS]
+    wanted = list(methods or WANTED)
+    if methods is None and profile is not None and profile.grid_cap:
+        wanted = wanted[: profile.grid_cap]
+    return [m for m in wanted if m in METHODS]
 
 
 def public_pool(profile: Profile, public_size: int | None) -> int:
