@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,34 +40,41 @@ def _torchvision_names() -> list[str]:
     return list(torchvision.models.list_models(module=torchvision.models))
 
 
-def arch_sources(name: str) -> list[str]:
-    """Where ``name`` (optionally ``registry:``, ``torchvision:`` or ``timm:`` prefixed) is found."""
+def arch_sources(name: str) -> Iterator[str]:
+    """Where ``name`` (optionally ``registry:``, ``torchvision:`` or ``timm:`` prefixed) is found,
+    in the order ``mu audit`` tries them.  Lazily: torchvision's and timm's model lists are read
+    only if the sources before did not fit the checkpoint (listing them costs about 6 s, which a
+    registry backbone's audit used to pay first)."""
     if ":" in name:
         src, _ = name.split(":", 1)
         if src not in ("registry", "torchvision", "timm"):
             raise MuError(
                 f"unknown model source {src!r} in {name!r}; use registry:, torchvision:, timm:"
             )
-        return [src]
-    out = []
+        yield src
+        return
+    found = False
     if name in MODELS:
-        out.append("registry")
+        found = True
+        yield "registry"
     if name in _torchvision_names():
-        out.append("torchvision")
+        found = True
+        yield "torchvision"
     try:
         import timm
 
-        if timm.is_model(name):
-            out.append("timm")
+        is_timm = timm.is_model(name)
     except ImportError:
-        pass
-    if not out:
+        is_timm = False
+    if is_timm:
+        found = True
+        yield "timm"
+    if not found:
         raise MuError(
             f"unknown architecture {name!r}: not in the registry {sorted(MODELS)}, not a "
             "torchvision classification model (torchvision.models.list_models()) and not a timm "
             "model (or timm is not installed)"
         )
-    return out
 
 
 def build_arch(

@@ -200,3 +200,16 @@ def test_unlearn_model_on_a_plain_module():
     assert accuracy(out, *split.retain_test) > 80.0
     with pytest.raises(MuError, match="uses retained data: pass retain="):
         mu_lib.unlearn_model(net, forget=split.forget_train, method="scrub", device="cpu")
+
+
+def test_a_registry_backbone_is_tried_before_torchvision_and_timm_are_listed(monkeypatch):
+    from mu_lib import audit_inputs
+
+    monkeypatch.setattr(
+        audit_inputs, "_torchvision_names", lambda: pytest.fail("listed torchvision's models")
+    )
+    assert next(audit_inputs.arch_sources("cnn_small")) == "registry"  # nothing else asked yet
+    monkeypatch.setattr(audit_inputs, "_torchvision_names", lambda: ["resnet18"])
+    assert "torchvision" in list(audit_inputs.arch_sources("resnet18"))
+    with pytest.raises(MuError, match="unknown architecture 'no_such_net'"):
+        list(audit_inputs.arch_sources("no_such_net"))
