@@ -21,17 +21,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from .fingerprint import PACKAGE_DIR
+from .fingerprint import PACKAGE_DIR, file_sha256
 
 WRITTEN_ENV = "MU_WRITTEN"  # the file where save_results lists what a running chapter wrote
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def package_digest(package_dir: Path = PACKAGE_DIR) -> str:
@@ -40,7 +32,7 @@ def package_digest(package_dir: Path = PACKAGE_DIR) -> str:
     for path in sorted(package_dir.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             h.update(str(path.relative_to(package_dir)).encode() + b"\0")
-            h.update(_sha256(path).encode())
+            h.update(file_sha256(path).encode())
     return h.hexdigest()
 
 
@@ -70,7 +62,7 @@ def environment() -> dict[str, str]:
 def results_digest(results: Path, skip: tuple[str, ...] = ("status.json",)) -> dict[str, str]:
     """sha256 of each saved table in ``results`` (the inputs of the report chapters)."""
     return {
-        p.name: _sha256(p)
+        p.name: file_sha256(p)
         for p in sorted(results.glob("*"))
         if p.is_file() and p.suffix in (".csv", ".json") and p.name not in skip
     }
@@ -81,7 +73,7 @@ def chapter_key(
 ) -> str:
     """The key of one chapter's execution; ``shared``: :func:`shared_inputs` (computed once)."""
     blob = {
-        "source": _sha256(source),
+        "source": file_sha256(source),
         "profile": profile,
         "params": params,
         **shared,
@@ -114,7 +106,7 @@ def reusable(out_dir: Path, name: str, key: str) -> dict | None:
     files = {out_dir / f"{name}.ipynb": rec.get("notebook")}
     files.update({Path(p): sha for p, sha in rec.get("written", {}).items()})
     for path, sha in files.items():
-        if not path.is_file() or _sha256(path) != sha:
+        if not path.is_file() or file_sha256(path) != sha:
             return None
     return rec
 
@@ -136,8 +128,8 @@ def finish(out_dir: Path, name: str, key: str, seconds: float) -> None:
     rec = {
         "key": key,
         "seconds": round(seconds, 1),
-        "notebook": _sha256(out_dir / f"{name}.ipynb"),
-        "written": {p: _sha256(Path(p)) for p in paths if Path(p).is_file()},
+        "notebook": file_sha256(out_dir / f"{name}.ipynb"),
+        "written": {p: file_sha256(Path(p)) for p in paths if Path(p).is_file()},
     }
     tmp = record_path(out_dir, name).with_suffix(".tmp")
     tmp.write_text(json.dumps(rec, indent=2))

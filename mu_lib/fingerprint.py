@@ -194,7 +194,8 @@ def _save_digests(book: Path, digests: dict[str, dict]) -> None:
         pass
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -215,7 +216,7 @@ def file_digests(paths: Iterable[str | Path], book: Path | None = None) -> list[
         if known and known.get("size") == stamp["size"] and known.get("mtime") == stamp["mtime"]:
             out.append(known["sha256"])
             continue
-        sha = _sha256(Path(real))
+        sha = file_sha256(real)
         digests[real] = {**stamp, "sha256": sha}
         out.append(sha)
         changed = True

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 
 from . import Diverged, MuError, __version__
 from .data import cache_dir
-from .fingerprint import PACKAGE, code_fingerprint
+from .fingerprint import PACKAGE, code_fingerprint, file_sha256
 from .validate import probe_writable
 
 TensorSpec = dict[str, tuple[tuple[int, ...], torch.dtype]]
@@ -87,14 +87,6 @@ def value_checksum(value: Any) -> str:
 
 def _reject_constant(name: str):
     raise ValueError(f"non-finite number {name} in the file")
-
-
-def _file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -208,7 +200,7 @@ class Store:
         recorded = meta.get("tensors")
         if not isinstance(recorded, dict) or "sha256" not in meta:
             raise BadEntry("no tensor checksums: written by an older version")
-        if _file_sha256(path) != meta["sha256"]:
+        if file_sha256(path) != meta["sha256"]:
             raise BadEntry("the checkpoint file does not match its checksum")
         with safe_open(str(path), framework="pt") as f:
             if (f.metadata() or {}).get("key") != key:
@@ -272,7 +264,7 @@ class Store:
 
         def write(tmp: str) -> None:
             save_file(clean, tmp, metadata={"key": key})
-            shas.append(_file_sha256(tmp))
+            shas.append(file_sha256(tmp))
 
         _atomic_write(path, write)
         record = {
