@@ -397,7 +397,7 @@ def _poison_tensors(s: Store, key: str, state: dict, edit, resign: bool) -> None
     save_file(new, str(path), metadata={"key": key})
     if resign:
         meta = s.get_json("models", key)
-        meta["sha256"] = store._file_sha256(path)
+        meta["sha256"] = fingerprint.file_sha256(path)
         meta["tensors"] = {k: [str(t.dtype), list(t.shape)] for k, t in new.items()}
         s.put_json("models", key, meta, meta.get("config"))
 
@@ -648,8 +648,8 @@ def test_changed_dataset_file_changes_the_cache_key(fashion_dir):
 def test_data_fingerprint_is_free_on_a_warm_run(fashion_dir, monkeypatch):
     data_fingerprint("fashion-mnist")
     calls = []
-    real = fingerprint._sha256
-    monkeypatch.setattr(fingerprint, "_sha256", lambda p: calls.append(p) or real(p))
+    real = fingerprint.file_sha256
+    monkeypatch.setattr(fingerprint, "file_sha256", lambda p: calls.append(p) or real(p))
     fingerprint._DIGESTS.clear()  # a new process: only the file on disk remembers
     data_fingerprint("fashion-mnist")
     assert calls == []
