@@ -255,7 +255,9 @@ def build_book(
             }
         with lock:
             status[name] = entry
-            status_path.write_text(json.dumps(status, indent=2))
+            tmp = status_path.with_suffix(".tmp")  # atomic: a kill keeps the last build's times
+            tmp.write_text(json.dumps(status, indent=2))
+            os.replace(tmp, status_path)
 
     to_run = [n for n in first if plans[n][1] is None]
     if jobs > 1 and len(to_run) > 1:
