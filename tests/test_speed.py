@@ -235,17 +235,30 @@ def test_book_jobs_setting_is_checked(monkeypatch):
     assert build_parser().parse_args(["book", "-j", "1"]).jobs == 1  # mu book -j reaches it
 
 
-def test_umap_leaves_torchs_thread_count_as_it_found_it():
-    """A chapter runs on the threads the book gives it, also after its UMAP figure."""
+def test_umap_leaves_torchs_thread_count_as_it_found_it(monkeypatch):
+    """A chapter runs on the threads the book gives it, also after its UMAP figure.  umap's fit
+    resets numba's thread count, which shares torch's OpenMP runtime (measured: one thread -> two
+    after a real fit); a stand-in umap does the same here, without numba's 30 s compile."""
+    import sys
+    import types
+
     import numpy as np
 
-    pytest.importorskip("umap")
     from mu_lib.analysis import fit_umap
 
+    class UMAP:
+        def __init__(self, **kw):
+            pass
+
+        def fit_transform(self, emb):
+            torch.set_num_threads(2)  # what numba's reset does to torch
+            return emb[:, :2]
+
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=UMAP))
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        fit_umap(np.random.default_rng(0).random((60, 8)).astype("float32"))
-        assert torch.get_num_threads() == 1
+        out = fit_umap(np.random.default_rng(0).random((60, 8)).astype("float32"))
+        assert out.shape == (60, 2) and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
