@@ -177,7 +177,7 @@ def fit_umap(emb: np.ndarray, seed: int = 0) -> np.ndarray:
             # umap's fit resets numba's thread count to one per core, and numba and torch share
             # the OpenMP runtime: torch then ran two threads in a chapter the book gives one, and
             # two chapters on two cores slowed 2.7x (inference 2,403 -> 889 images/s; Section
-            # 3.2's relearning cell took 867 s instead of about 260)
+            # 3.2's relearning cell took 867 s in a cold build, 152 s once fixed)
             torch.set_num_threads(threads)
 
 

@@ -218,18 +218,18 @@ def build_book(
 
     out_dir = root / "book" / "generated"
     reuse = not rerun and not os.environ.get("MU_NO_CACHE")
-    shared = reuse_inputs() if reuse else {}
+    shared = reuse_inputs()  # also when rerunning: what runs is recorded for the next build
 
     def plan(name: str) -> tuple[str | None, dict | None]:
         """(reuse key, the record of a reusable earlier execution or None)."""
-        if not reuse or name in NEVER_REUSE:
+        if name in NEVER_REUSE:
             return None, None
         results = out_dir / "results" if name in READS_RESULTS else None
         used = {"profile": profile, **(params or {})}
         key = chapter_reuse.chapter_key(
             root / "notebooks" / f"{name}.md", profile, used, shared, results
         )
-        return key, chapter_reuse.reusable(out_dir, name, key)
+        return key, chapter_reuse.reusable(out_dir, name, key) if reuse else None
 
     first = [n for n in names if n not in FINAL]
     last = [n for n in names if n in FINAL]

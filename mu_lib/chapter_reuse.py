@@ -3,10 +3,11 @@
 A chapter's key hashes everything its numbers can depend on: the chapter's source, the profile and
 parameters, every file of the package (its code, the paper's shipped tables, the tuned settings),
 the fingerprint of every dataset the library can read, the Python and torch versions and the
-device, and, for the chapters that read what the others saved (``reads_results``), those saved
-tables.  A chapter is reused only when its key is unchanged and its executed notebook and the
+device, and, for the chapters that read what the others saved (``book.READS_RESULTS``), those
+saved tables.  A chapter is reused only when its key is unchanged and its executed notebook and the
 result files it wrote are on disk byte for byte as it left them (each checked by sha256);
-otherwise it runs.  ``MU_NO_CACHE`` or ``mu book --rerun`` runs every chapter.
+otherwise it runs.  ``MU_NO_CACHE`` or ``mu book --rerun`` runs every chapter (and records it,
+so that the next build can reuse it).
 
 The record of each chapter lives beside the executed notebooks in ``book/generated/.reuse/``;
 what a chapter wrote is listed by :func:`mu_lib.report.save_results` in ``$MU_WRITTEN``.

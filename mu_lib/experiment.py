@@ -311,6 +311,10 @@ def method_for(cfg: RunConfig) -> Method:
     return build_method(cfg.method, p.name, cfg.overrides, p.unlearn_epochs, base=cfg.base)
 
 
+def _resolved(cfg: RunConfig | Resolved) -> Resolved:
+    return cfg if isinstance(cfg, Resolved) else resolve(cfg)
+
+
 def unlearn_config(cfg: RunConfig) -> dict[str, Any]:
     """The unlearned model's cache configuration (see :class:`Resolved`)."""
     return resolve(cfg).unlearned
@@ -321,7 +325,7 @@ def unlearn_from(
 ) -> dict[str, int]:
     """Load ``original``'s weights into ``model`` and unlearn with ``cfg``'s method (or ``method``,
     e.g. one whose ``after_epoch`` records a trajectory); returns the data counts.  Not cached."""
-    r = cfg if isinstance(cfg, Resolved) else resolve(cfg)
+    r = _resolved(cfg)
     cfg = r.cfg
     method = method or r.method
     split = split_for(cfg)
@@ -353,7 +357,7 @@ def unlearn_from(
 
 def unlearned_model(cfg: RunConfig | Resolved) -> tuple[nn.Module, float, bool, dict]:
     """The unlearned model of ``cfg`` (cached); returns (model, secs, cache hit, data counts)."""
-    r = cfg if isinstance(cfg, Resolved) else resolve(cfg)
+    r = _resolved(cfg)
     original, _, _ = original_model(r)
     if r.cfg.method == "original":
         return original, 0.0, True, {}

@@ -13,7 +13,6 @@ from . import Diverged, MuError
 from .attacks.mra import RUN_KINDS, MRAHparams, calibrated, membership_recall
 from .experiment import split_for, store, unlearn_config, unlearned_model
 from .infer import predict_logits
-from .store import Store
 
 PUBLIC_SIZE = {"smoke": 500, "cpu": 500, "paper": 5000}  # default public pool per profile
 
@@ -119,4 +118,4 @@ def recall_experiment(
         )
         return out
 
-    return Store().cached("mra", conf, build)
+    return store().cached("mra", conf, build)

@@ -113,6 +113,7 @@ def test_parallel_book_trains_shared_models_first_then_chapters_one_thread_each(
     lock = threading.Lock()
 
     def fake_execute(root_, name, profile, params=None, out_dir=None, env=None):
+        (root_ / "book" / "generated" / f"{name}.ipynb").write_text("{}")  # papermill's output
         with lock:
             running.add(name)
             peak[0] = max(peak[0], len(running))
@@ -128,7 +129,7 @@ def test_parallel_book_trains_shared_models_first_then_chapters_one_thread_each(
     )
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(book, "reuse_inputs", lambda: {"package": "p"})
-    # rerun: nothing to reuse (this fake writes no notebooks); reuse has its own test below
+    # rerun: every chapter runs (reuse has its own test below)
     book.build_book("smoke", skip_build=True, jobs=2, rerun=True)
     names = book.available_chapters(root)
     assert events[0] == ("shared", "smoke")
@@ -202,6 +203,7 @@ def test_a_warm_book_reuses_unchanged_chapters_and_reruns_what_changed(tmp_path,
     assert build() == names
     assert build(params={"seed": 1}, chapters=["s3_2_relearning"]) == ["s3_2_relearning"]
     assert build(rerun=True) == names
+    assert build() == ["status"]  # what --rerun executed is recorded and reused next time
     monkeypatch.setenv("MU_NO_CACHE", "1")
     assert build() == names
 
