@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .attacks.pra import check_alpha
 from .attacks.relearn import DEFAULT_RELEARN_LRS, relearn_sweep
 from .experiment import (
     RunConfig,
@@ -144,6 +145,7 @@ def ou_by_radius(cfg: RunConfig, eps_grid: Sequence[float]) -> dict[float, float
 
 def alpha_sweep(cfg: RunConfig, alphas: Sequence[float], form: str | None = None) -> pd.DataFrame:
     """Table 5: Proto-Acc_f and Acc*_r for each alpha (one embedding pass, then matrix products)."""
+    alphas = [check_alpha(a) for a in alphas]  # a bad alpha fails before the model is built
     split = split_for(cfg)
     model, *_ = unlearned_model(cfg)
     attack = pra_for(cfg, model)

@@ -181,19 +181,22 @@ def test_a_list_given_with_p_is_read_as_yaml():
 
 
 def test_a_failing_chapter_is_one_line_naming_it_and_its_notebook(tmp_path):
-    # an alpha outside [0, 1] fails in the chapter's first cells (before any training)
+    # an alpha outside [0, 1] fails before any training (it used to fail after the runs)
     argv = ["book", "--chapter", "appB_pra", "--profile", "smoke", "-y", "alphas", "[5]"]
+    cache = tmp_path / "cache"
     done = subprocess.run(
         [sys.executable, "-m", "mu_lib", *argv, "--no-build"],
         cwd=_fake_root(tmp_path),
         capture_output=True,
         text=True,
-        env={**os.environ, "MU_RESULTS_DIR": str(tmp_path / "r")},
+        env={**os.environ, "MU_RESULTS_DIR": str(tmp_path / "r"), "MU_CACHE_DIR": str(cache)},
     )
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 2
     assert last.startswith("mu: error: chapter appB_pra failed") and ".ipynb" in last
     assert "CalledProcessError" not in done.stderr
+    assert "alpha must be in [0, 1], got 5" in done.stderr
+    assert not list(cache.glob("store/models/*")), "the bad alpha was caught after training"
 
 
 def test_chapters_run_longest_first_and_a_cold_build_starts_with_claims():

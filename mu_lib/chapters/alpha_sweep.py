@@ -9,6 +9,7 @@ import pandas as pd
 
 from .. import paper
 from ..analysis import alpha_sweep
+from ..attacks.pra import check_alpha
 from ..attacks.stealth import strongest_stealthy
 from ..experiment import RunConfig, run
 from ..report import beside_paper
@@ -33,6 +34,7 @@ def configs(base: RunConfig, methods: Sequence[str]) -> tuple[list[RunConfig], l
 
 def sweeps(cfgs: Sequence[RunConfig], alphas: Sequence[float]) -> pd.DataFrame:
     """Every method's sweep in both forms; ``key`` is the registry name (the join key)."""
+    alphas = [check_alpha(a) for a in alphas]  # before any training, not after it
     for c in cfgs:
         run(c)  # trains (or loads) the unlearned models through the cache
     return pd.concat(
