@@ -17,6 +17,8 @@ from mu_lib.experiment import RunConfig, original_config
 from mu_lib.profiles import PROFILES
 from mu_lib.train import onecycle_factor, train_classifier
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def test_onecycle_warms_up_from_a_tenth_then_decays_linearly_to_zero():
     total, warmup = 100, 0.2
@@ -90,7 +92,7 @@ def _book_root(tmp_path):
 
     from mu_lib.book import CHAPTERS
 
-    src = Path(__file__).resolve().parents[1] / "notebooks"
+    src = ROOT / "notebooks"
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "_toc.yml").write_text("")
     for name in CHAPTERS:
@@ -222,6 +224,18 @@ def test_package_digest_sees_every_file_of_the_package(tmp_path):
     (pkg / "__pycache__" / "a.pyc").write_bytes(b"bytecode")
     (pkg / "tuned" / "cpu.json").write_text("{}")
     assert package_digest(pkg) == before  # bytecode is not an input
+
+
+def test_a_build_without_bytecode_says_so_and_how_to_keep_it(monkeypatch):
+    import mu_lib.book as book
+
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    assert book.bytecode_notice() is None
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    assert "unset PYTHONDONTWRITEBYTECODE" in book.bytecode_notice()
+    # make's own commands never see it (each kernel would compile torch again)
+    make = (ROOT / "Makefile").read_text()
+    assert "unexport PYTHONDONTWRITEBYTECODE" in make
 
 
 def test_book_jobs_setting_is_checked(monkeypatch):
