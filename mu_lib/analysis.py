@@ -18,6 +18,7 @@ from .experiment import (
     original_model,
     ou,
     pra_for,
+    resolve,
     split_for,
     store,
     unlearn_config,
@@ -76,7 +77,7 @@ def _relearning_rows(cfg: RunConfig, shots, epochs: int, lrs) -> list[dict]:
         "lrs": [float(v) for v in lrs],
         "pra_form": cfg.pra_form,
         "alphas": [float(a) for a in cfg.alphas],
-        "device": resolve_device(cfg.device),
+        "device": resolve_device(cfg.device),  # where _compute_relearning fine-tunes
     }
     return store().cached("results", conf, lambda: {"rows": _compute_relearning(cfg, conf)})["rows"]
 
@@ -126,18 +127,17 @@ def ou_by_radius(cfg: RunConfig, eps_grid: Sequence[float]) -> dict[float, float
     """
     p = cfg.prof
     eps = [float(e) for e in eps_grid]
-    conf = {
+    r = resolve(cfg)
+    conf = {  # the unlearned model's configuration already names the seed and the device
         "what": "ou_by_radius",
-        "unlearned": unlearn_config(cfg),
+        "unlearned": r.unlearned,
         "eps": eps,
         "pgd": [p.pgd_step, p.pgd_steps, p.eval_batch],
         "neighbours": cfg.neighbours,
-        "seed": cfg.seed,
-        "device": resolve_device(cfg.device),
     }
 
     def build() -> dict:
-        model = unlearned_model(cfg)[0]
+        model = unlearned_model(r)[0]
         return {"ou": [ou(cfg, model, "pgd", e) for e in eps]}
 
     return dict(zip(eps, store().cached("results", conf, build)["ou"], strict=True))
